@@ -1,0 +1,237 @@
+// Package config builds the service's configuration from five layers, lowest
+// to highest priority:
+//
+//  1. defaults in code;
+//  2. config/{APP_ENV}.json (committed, embedded in the binary, no secrets);
+//  3. .env (local development only; never read in staging or production);
+//  4. environment variables;
+//  5. Docker secrets: files under /run/secrets/ and the NAME_FILE convention.
+//
+// Every value remembers the layer it came from, so `app config` can show it
+// and every error can name the key and the layer at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The environments a deployment can be; config/{name}.json exists for each.
+const (
+	Development = "development"
+	Test        = "test"
+	Staging     = "staging"
+	Production  = "production"
+)
+
+// Environments lists the valid values of APP_ENV.
+var Environments = []string{Development, Test, Staging, Production}
+
+// Config is the whole configuration of the service.
+type Config struct {
+	Env string // APP_ENV
+
+	Log struct {
+		Level  slog.Level
+		Format string // "json" or "text"
+	}
+	HTTP struct {
+		Host         string
+		Port         int
+		ReadTimeout  time.Duration
+		WriteTimeout time.Duration
+		IdleTimeout  time.Duration
+		MaxBodyBytes int64
+	}
+	Shutdown struct {
+		// DrainDelay is how long the server keeps serving after /ready turns
+		// 503, so load balancers stop sending traffic before it closes.
+		DrainDelay time.Duration
+		Timeout    time.Duration // for in-flight requests to finish
+	}
+	Database struct {
+		URL      Secret
+		MaxConns int
+	}
+	Readiness struct {
+		Timeout time.Duration // per dependency check
+	}
+	Redis struct {
+		URL Secret // optional; /ready checks Redis only when set
+	}
+
+	entries []Entry
+}
+
+// Entry is one effective setting and the layer it came from.
+type Entry struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"` // redacted for secrets
+	Source string `json:"source"`
+	Secret bool   `json:"secret,omitempty"`
+}
+
+// Entries returns every setting, sorted by key, secrets redacted.
+func (c *Config) Entries() []Entry { return slices.Clone(c.entries) }
+
+// Addr is the listen address.
+func (c *Config) Addr() string { return c.HTTP.Host + ":" + strconv.Itoa(c.HTTP.Port) }
+
+// RequireDatabase reports a missing database URL, for the commands that need one.
+func (c *Config) RequireDatabase() error {
+	if !c.Database.URL.IsSet() {
+		return errors.New("database.url is not set: set DATABASE_URL, DATABASE_URL_FILE or the Docker secret database_url")
+	}
+	return nil
+}
+
+// field describes one key: its default and how to parse it into the struct.
+type field struct {
+	key    string
+	def    string
+	secret bool
+	parse  func(string) error
+}
+
+// envName is the environment variable of a key: http.port -> HTTP_PORT.
+func (f field) envName() string {
+	return strings.ToUpper(strings.NewReplacer(".", "_").Replace(f.key))
+}
+
+// secretFile is the Docker secret file name of a key: database.url -> database_url.
+func (f field) secretFile() string { return strings.ToLower(f.envName()) }
+
+func (c *Config) fields() []field {
+	return []field{
+		{key: "log.level", def: "info", parse: logLevel(&c.Log.Level)},
+		{key: "log.format", def: "json", parse: oneOf(&c.Log.Format, "json", "text")},
+		{key: "http.host", def: "", parse: host(&c.HTTP.Host)},
+		{key: "http.port", def: "8080", parse: intIn(&c.HTTP.Port, 1, 65535)},
+		{key: "http.read_timeout", def: "10s", parse: positiveDuration(&c.HTTP.ReadTimeout)},
+		{key: "http.write_timeout", def: "15s", parse: positiveDuration(&c.HTTP.WriteTimeout)},
+		{key: "http.idle_timeout", def: "60s", parse: positiveDuration(&c.HTTP.IdleTimeout)},
+		{key: "http.max_body_bytes", def: "65536", parse: int64In(&c.HTTP.MaxBodyBytes, 1, 64<<20)},
+		{key: "shutdown.drain_delay", def: "5s", parse: duration(&c.Shutdown.DrainDelay)},
+		{key: "shutdown.timeout", def: "20s", parse: positiveDuration(&c.Shutdown.Timeout)},
+		{key: "database.url", secret: true, parse: serviceURL(&c.Database.URL, "postgres", "postgresql")},
+		{key: "database.max_conns", def: "10", parse: intIn(&c.Database.MaxConns, 1, 1000)},
+		{key: "readiness.timeout", def: "1s", parse: positiveDuration(&c.Readiness.Timeout)},
+		{key: "redis.url", secret: true, parse: serviceURL(&c.Redis.URL, "redis", "rediss")},
+	}
+}
+
+// Parsers. Their errors say what is wrong with the value; the caller adds the
+// key and the layer. Parsers of secrets never quote the value.
+
+func logLevel(dst *slog.Level) func(string) error {
+	return func(s string) error {
+		if err := dst.UnmarshalText([]byte(s)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s)) {
+			return fmt.Errorf("%q is not a log level; want debug, info, warn or error", s)
+		}
+		return nil
+	}
+}
+
+func oneOf(dst *string, allowed ...string) func(string) error {
+	return func(s string) error {
+		if !slices.Contains(allowed, s) {
+			return fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", "))
+		}
+		*dst = s
+		return nil
+	}
+}
+
+func host(dst *string) func(string) error {
+	return func(s string) error {
+		if strings.ContainsAny(s, " /:") && !strings.HasPrefix(s, "[") {
+			return fmt.Errorf("%q is not a host name or address", s)
+		}
+		*dst = s
+		return nil
+	}
+}
+
+func intIn(dst *int, lo, hi int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		if n < lo || n > hi {
+			return fmt.Errorf("%d is out of range [%d, %d]", n, lo, hi)
+		}
+		*dst = n
+		return nil
+	}
+}
+
+func int64In(dst *int64, lo, hi int64) func(string) error {
+	return func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		if n < lo || n > hi {
+			return fmt.Errorf("%d is out of range [%d, %d]", n, lo, hi)
+		}
+		*dst = n
+		return nil
+	}
+}
+
+func duration(dst *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (examples: 500ms, 5s, 1m)", s)
+		}
+		if d < 0 {
+			return fmt.Errorf("%s is negative", d)
+		}
+		*dst = d
+		return nil
+	}
+}
+
+func positiveDuration(dst *time.Duration) func(string) error {
+	parse := duration(dst)
+	return func(s string) error {
+		if err := parse(s); err != nil {
+			return err
+		}
+		if *dst == 0 {
+			return errors.New("must be greater than zero")
+		}
+		return nil
+	}
+}
+
+// serviceURL accepts an empty value (unset) or a URL with one of the schemes
+// and a host. Its errors never contain the value: it holds a password.
+func serviceURL(dst *Secret, schemes ...string) func(string) error {
+	return func(s string) error {
+		if s == "" {
+			*dst = Secret{}
+			return nil
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return errors.New("is not a valid URL (value not shown: it is a secret)")
+		}
+		if !slices.Contains(schemes, u.Scheme) {
+			return fmt.Errorf("must be a URL with scheme %s (value not shown: it is a secret)", strings.Join(schemes, " or "))
+		}
+		if u.Host == "" {
+			return errors.New("has no host (value not shown: it is a secret)")
+		}
+		*dst = NewSecret(s)
+		return nil
+	}
+}
