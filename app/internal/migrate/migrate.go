@@ -1,0 +1,164 @@
+// Package migrate applies the embedded SQL migrations with goose: one
+// transaction per migration (a failure leaves version and schema as they
+// were) and a Postgres advisory lock, so concurrent runs apply each migration
+// exactly once.
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// Migrator runs migrations against one database.
+type Migrator struct {
+	p  *goose.Provider
+	db *sql.DB // closed by Close when the Migrator opened it
+}
+
+// FromPool returns a Migrator on the database of pool; Close releases it.
+func FromPool(pool *pgxpool.Pool, fsys fs.FS) (*Migrator, error) {
+	db := stdlib.OpenDBFromPool(pool)
+	m, err := New(db, fsys)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	m.db = db
+	return m, nil
+}
+
+// Close releases what FromPool opened.
+func (m *Migrator) Close() error {
+	if m.db == nil {
+		return nil
+	}
+	return m.db.Close()
+}
+
+// New returns a Migrator for the migrations in fsys (the top of fsys holds
+// the .sql files).
+func New(db *sql.DB, fsys fs.FS) (*Migrator, error) {
+	// Retry the lock every second for up to two minutes: a concurrent
+	// deploy's migration should finish well within that.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 120))
+	if err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	return &Migrator{p: p}, nil
+}
+
+// Result is one applied (or reverted) migration.
+type Result struct {
+	Version   int64
+	Name      string
+	Direction string // "up" or "down"
+	Duration  string
+}
+
+func results(rs ...*goose.MigrationResult) []Result {
+	out := make([]Result, 0, len(rs))
+	for _, r := range rs {
+		if r == nil || r.Source == nil {
+			continue
+		}
+		out = append(out, Result{Version: r.Source.Version, Name: baseName(r.Source.Path), Direction: r.Direction, Duration: r.Duration.String()})
+	}
+	return out
+}
+
+// Up applies every pending migration.
+func (m *Migrator) Up(ctx context.Context) ([]Result, error) {
+	rs, err := m.p.Up(ctx)
+	var partial *goose.PartialError
+	if errors.As(err, &partial) {
+		rs = partial.Applied // the ones before the failure stay applied
+	}
+	return results(rs...), wrap("migrate up", err)
+}
+
+// Down reverts the most recent migration.
+func (m *Migrator) Down(ctx context.Context) ([]Result, error) {
+	r, err := m.p.Down(ctx)
+	if errors.Is(err, goose.ErrNoNextVersion) {
+		return nil, errors.New("migrate down: nothing to roll back, the database is at version 0")
+	}
+	return results(r), wrap("migrate down", err)
+}
+
+// To migrates up or down to version, which must be 0 or a known migration.
+func (m *Migrator) To(ctx context.Context, version int64) ([]Result, error) {
+	known := []int64{0}
+	for _, s := range m.p.ListSources() {
+		known = append(known, s.Version)
+	}
+	if !slices.Contains(known, version) {
+		return nil, fmt.Errorf("migrate to %d: no such migration; known versions: %v", version, known)
+	}
+	current, err := m.p.GetDBVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate to %d: read current version: %w", version, err)
+	}
+	if version >= current {
+		rs, err := m.p.UpTo(ctx, version)
+		return results(rs...), wrap(fmt.Sprintf("migrate up to %d", version), err)
+	}
+	rs, err := m.p.DownTo(ctx, version)
+	return results(rs...), wrap(fmt.Sprintf("migrate down to %d", version), err)
+}
+
+// Status is one migration and whether it is applied.
+type Status struct {
+	Version int64
+	Name    string
+	Applied bool
+}
+
+// Status lists every migration in order.
+func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
+	ss, err := m.p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	out := make([]Status, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, Status{Version: s.Source.Version, Name: baseName(s.Source.Path), Applied: s.State == goose.StateApplied})
+	}
+	return out, nil
+}
+
+// Version is the database's current migration version (0 for none).
+func (m *Migrator) Version(ctx context.Context) (int64, error) {
+	v, err := m.p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read migration version: %w", err)
+	}
+	return v, nil
+}
+
+// wrap names the operation and, for a failed migration, the file at fault.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var partial *goose.PartialError
+	if errors.As(err, &partial) && partial.Failed != nil && partial.Failed.Source != nil {
+		return fmt.Errorf("%s: %s failed and was rolled back: %w", op, baseName(partial.Failed.Source.Path), partial.Err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func baseName(p string) string { return path.Base(p) }
