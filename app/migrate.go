@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/fractionate/service-template/app/internal/config"
+	"github.com/fractionate/service-template/app/internal/migrate"
+	"github.com/fractionate/service-template/app/internal/postgres"
+	"github.com/fractionate/service-template/migrations"
+)
+
+func migrateCmd(ctx context.Context, cfg *config.Config, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError("migrate needs a subcommand: up, down, to VERSION or status")
+	}
+	sub, args := args[0], args[1:]
+	var target int64
+	switch {
+	case sub == "to" && len(args) == 1:
+		v, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil || v < 0 {
+			return usageError(fmt.Sprintf("migrate to: version %q is not a non-negative integer", args[0]))
+		}
+		target = v
+	case sub == "to":
+		return usageError("migrate to takes exactly one VERSION")
+	case sub != "up" && sub != "down" && sub != "status":
+		return usageError(fmt.Sprintf("migrate: unknown subcommand %q", sub))
+	case len(args) > 0:
+		return usageError(fmt.Sprintf("migrate %s takes no arguments", sub))
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+
+	pool, err := postgres.Open(ctx, cfg.Database.URL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	m, err := migrate.FromPool(pool, migrations.FS)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	var results []migrate.Result
+	switch sub {
+	case "up":
+		results, err = m.Up(ctx)
+	case "down":
+		results, err = m.Down(ctx)
+	case "to":
+		results, err = m.To(ctx, target)
+	case "status":
+		return printStatus(ctx, m, stdout)
+	}
+	for _, r := range results {
+		fmt.Fprintf(stdout, "%-4s %s (%s)\n", r.Direction, r.Name, r.Duration)
+	}
+	if err != nil {
+		return err
+	}
+	v, err := m.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if len(results) == 0 {
+		fmt.Fprintf(stdout, "nothing to do; database at version %d\n", v)
+		return nil
+	}
+	fmt.Fprintf(stdout, "database at version %d\n", v)
+	return nil
+}
+
+func printStatus(ctx context.Context, m *migrate.Migrator, w io.Writer) error {
+	ss, err := m.Status(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range ss {
+		state := "pending"
+		if s.Applied {
+			state = "applied"
+		}
+		fmt.Fprintf(w, "%-8s %s\n", state, s.Name)
+	}
+	return nil
+}

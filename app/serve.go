@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fractionate/service-template/app/internal/buildinfo"
+	"github.com/fractionate/service-template/app/internal/config"
+	"github.com/fractionate/service-template/app/internal/health"
+	"github.com/fractionate/service-template/app/internal/httpapi"
+	"github.com/fractionate/service-template/app/internal/notes"
+	"github.com/fractionate/service-template/app/internal/postgres"
+	"github.com/fractionate/service-template/app/internal/server"
+)
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	build := buildinfo.Get()
+	log.Info("starting", "env", cfg.Env, "version", build.Version, "commit", build.Commit,
+		"redis", cfg.Redis.URL.IsSet(), "drain_delay", cfg.Shutdown.DrainDelay.String())
+
+	pool, err := postgres.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	checks := map[string]health.Check{"postgres": postgres.Ping(pool)}
+
+	if cfg.Redis.URL.IsSet() {
+		opts, err := redis.ParseURL(cfg.Redis.URL.Reveal())
+		if err != nil {
+			return fmt.Errorf("redis.url: the Redis client cannot parse it (value not shown: it is a secret)")
+		}
+		rdb := redis.NewClient(opts)
+		defer rdb.Close()
+		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	}
+	ready := health.NewReadiness(cfg.Readiness.Timeout, checks)
+
+	handler := httpapi.New(httpapi.Deps{
+		Log:          log,
+		Notes:        notes.NewStore(pool),
+		Ready:        ready,
+		Build:        build,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+	})
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	return server.Run(ctx, log, ln, handler, server.Options{
+		ReadTimeout:     cfg.HTTP.ReadTimeout,
+		WriteTimeout:    cfg.HTTP.WriteTimeout,
+		IdleTimeout:     cfg.HTTP.IdleTimeout,
+		DrainDelay:      cfg.Shutdown.DrainDelay,
+		ShutdownTimeout: cfg.Shutdown.Timeout,
+		BeginShutdown:   ready.BeginShutdown,
+	})
+}

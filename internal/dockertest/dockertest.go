@@ -1,0 +1,61 @@
+// Package dockertest is the one rule every test that needs Docker follows,
+// shared by the service's tests (app/) and the tooling's (magefiles/):
+//
+//   - its name starts with TestIntegration, which is how the test targets
+//     tell the suites apart;
+//   - it skips with the reason when no engine answers, or under -short;
+//   - with TEST_REQUIRE_DOCKER=1 (CI sets it) it fails instead of skipping,
+//     so a broken engine cannot turn the suite green.
+package dockertest
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+// Prefix starts the name of every test that needs Docker.
+const Prefix = "TestIntegration"
+
+var (
+	pingOnce sync.Once
+	pingErr  error
+)
+
+// Require skips or fails t, as described in the package comment, unless a
+// Docker engine answers.
+func Require(t testing.TB) {
+	t.Helper()
+	if name, _, _ := strings.Cut(t.Name(), "/"); !strings.HasPrefix(name, Prefix) {
+		t.Fatalf("%s needs Docker, so its name must start with %s", name, Prefix)
+	}
+	if testing.Short() {
+		t.Skip("integration test: skipped in -short mode")
+	}
+	pingOnce.Do(func() { pingErr = ping() })
+	if pingErr == nil {
+		return
+	}
+	reason := "integration test needs a Docker engine: " + pingErr.Error()
+	if os.Getenv("TEST_REQUIRE_DOCKER") == "1" {
+		t.Fatal(reason + " (TEST_REQUIRE_DOCKER=1)")
+	}
+	t.Skip(reason)
+}
+
+func ping() error {
+	c, err := client.New(client.FromEnv)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	return err
+}
