@@ -1,0 +1,62 @@
+// Package gotest plans the `go test` runs behind the test targets.
+//
+// Tests that need Docker are named TestIntegration... and skip themselves
+// under -short, so the split needs no build tags: unit runs -short,
+// integration selects by name, and the full run takes everything in one
+// compile.
+package gotest
+
+import "github.com/fractionate/service-template/magefiles/runner"
+
+// Suite is a set of tests.
+type Suite int
+
+// The suites.
+const (
+	All Suite = iota
+	Unit
+	Integration
+)
+
+// IntegrationPrefix starts the name of every test that needs Docker.
+const IntegrationPrefix = "TestIntegration"
+
+// Options tune a run.
+type Options struct {
+	Packages []string // default ./...
+	Race     bool
+	Verbose  bool
+	// RequireDocker makes Docker-backed tests fail instead of skipping when
+	// no engine answers; CI sets it so a broken engine cannot pass as green.
+	RequireDocker bool
+}
+
+// Command returns the go test invocation for s.
+func Command(s Suite, o Options) runner.Cmd {
+	args := []string{"test"}
+	switch s {
+	case Unit:
+		args = append(args, "-short")
+	case Integration:
+		args = append(args, "-count=1", "-run", "^"+IntegrationPrefix)
+	default:
+		// Integration tests talk to real containers, which go test's
+		// result cache cannot see: never trust a cached pass.
+		args = append(args, "-count=1")
+	}
+	if o.Race {
+		args = append(args, "-race")
+	}
+	if o.Verbose {
+		args = append(args, "-v")
+	}
+	pkgs := o.Packages
+	if len(pkgs) == 0 {
+		pkgs = []string{"./..."}
+	}
+	cmd := runner.Command("go", append(args, pkgs...)...)
+	if o.RequireDocker && s != Unit {
+		cmd = cmd.WithEnv("TEST_REQUIRE_DOCKER=1")
+	}
+	return cmd
+}
