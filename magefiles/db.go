@@ -1,0 +1,54 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/fractionate/service-template/magefiles/migration"
+	"github.com/fractionate/service-template/magefiles/runner"
+)
+
+// Db manages the database schema. The targets run the service binary's own
+// `migrate` command, so they read the same configuration as the service
+// (DATABASE_URL from the environment, .env or Docker secrets).
+type Db mg.Namespace
+
+// Migrate applies every pending migration.
+func (Db) Migrate(ctx context.Context) error { return appMigrate(ctx, "up") }
+
+// Rollback reverts the most recent migration.
+func (Db) Rollback(ctx context.Context) error { return appMigrate(ctx, "down") }
+
+// RollbackTo reverts migrations down to <version> (0 reverts them all).
+func (Db) RollbackTo(ctx context.Context, version int) error {
+	if version < 0 {
+		return fmt.Errorf("db:rollbackTo: version %d is negative", version)
+	}
+	return appMigrate(ctx, "to", strconv.Itoa(version))
+}
+
+// Status lists every migration as applied or pending.
+func (Db) Status(ctx context.Context) error { return appMigrate(ctx, "status") }
+
+// New creates the next numbered migration file: mage db:new add_users_email.
+func (Db) New(name string) error {
+	path, err := migration.Create("migrations", name)
+	if err != nil {
+		return err
+	}
+	fmt.Println("created", path, "- write its Up and Down sections")
+	return nil
+}
+
+func appMigrate(ctx context.Context, args ...string) error {
+	bin, err := buildApp(ctx)
+	if err != nil {
+		return err
+	}
+	return exec().Run(ctx, runner.Command(bin, append([]string{"migrate"}, args...)...))
+}
