@@ -1,0 +1,44 @@
+#!/bin/bash
+# Builds local stand-ins for postgres:16-alpine and redis:7-alpine from Debian's
+# packages: CI machines cannot pull any image. Each image is built only when the
+# engine does not have it already.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+pg_image=${1:?usage: build-local-images.sh POSTGRES_IMAGE REDIS_IMAGE}
+redis_image=${2:?usage: build-local-images.sh POSTGRES_IMAGE REDIS_IMAGE}
+
+have() { docker image inspect "$1" >/dev/null 2>&1; }
+if have "$pg_image" && have "$redis_image"; then
+  echo "ci: local images $pg_image and $redis_image present"
+  exit 0
+fi
+
+command -v debootstrap >/dev/null || {
+  echo "ci: installing debootstrap"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+}
+
+rootfs=$(mktemp -d /var/tmp/ci-rootfs.XXXXXX)
+trap 'rm -rf "$rootfs"' EXIT
+echo "ci: debootstrap bookworm with postgresql-15 and redis-server (about 2 minutes)"
+debootstrap --variant=minbase --include=postgresql-15,redis-server bookworm "$rootfs" \
+  >"$rootfs.log" 2>&1 || { tail -20 "$rootfs.log"; exit 1; }
+rm -f "$rootfs.log"
+rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/var/lib/apt/lists/* \
+  "$rootfs"/var/cache/apt/*
+install -m 0755 "$here/postgres-entrypoint.sh" "$rootfs/usr/local/bin/docker-entrypoint.sh"
+
+if ! have "$pg_image"; then
+  echo "ci: importing $pg_image"
+  tar -C "$rootfs" -c . | docker import \
+    -c 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]' -c 'CMD ["postgres"]' \
+    -c 'EXPOSE 5432' -c 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    - "$pg_image" >/dev/null
+fi
+if ! have "$redis_image"; then
+  echo "ci: importing $redis_image"
+  tar -C "$rootfs" -c . | docker import \
+    -c 'ENTRYPOINT ["redis-server","--bind","0.0.0.0","--protected-mode","no","--save",""]' \
+    -c 'EXPOSE 6379' - "$redis_image" >/dev/null
+fi
