@@ -80,7 +80,8 @@ func Run(ctx context.Context) error {
 // buildApp compiles the service for this machine into bin/app.
 func buildApp(ctx context.Context) (string, error) {
 	bin := filepath.Join("bin", "app")
-	return "./" + bin, exec().Run(ctx, runner.Command("go", "build", "-o", bin, "./app"))
+	// -buildvcs=auto records the commit for /version when git can tell it.
+	return "./" + bin, exec().Run(ctx, runner.Command("go", "build", "-buildvcs=auto", "-o", bin, "./app"))
 }
 
 // devContainerName names the local Postgres after the checkout, so two

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Cmd is one command to run.
@@ -63,6 +64,9 @@ func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// gracePeriod is how long a cancelled command may take to exit on its own.
+const gracePeriod = 30 * time.Second
+
 // Runner runs commands.
 type Runner interface {
 	Run(ctx context.Context, c Cmd) error
@@ -87,6 +91,10 @@ func (e Exec) Run(ctx context.Context, c Cmd) error {
 	if len(c.Env) > 0 {
 		cmd.Env = append(os.Environ(), c.Env...)
 	}
+	// On cancellation (Ctrl-C in mage) ask the command to stop, as a
+	// terminal would, and kill it only if it has not within the grace period.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = gracePeriod
 	var captured bytes.Buffer
 	if e.Quiet {
 		cmd.Stdout, cmd.Stderr = &captured, &captured

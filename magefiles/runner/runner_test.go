@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCmdStringHidesEnvValuesAndQuotes(t *testing.T) {
@@ -97,5 +98,26 @@ func TestDryRunPrintsWithoutRunning(t *testing.T) {
 	}
 	if _, err := Output(t.Context(), Command("test", "-e", marker)); err == nil {
 		t.Fatal("dry run ran the command")
+	}
+}
+
+// TestExecInterruptsOnCancel: a cancelled command gets SIGINT first, so it
+// can shut down cleanly (the service drains, a migration finishes).
+func TestExecInterruptsOnCancel(t *testing.T) {
+	marker := t.TempDir() + "/interrupted"
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- Exec{Quiet: true}.Run(ctx, Command("sh", "-c", `trap 'touch `+marker+`; exit 0' INT; while :; do sleep 0.05; done`))
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("command did not stop after cancellation")
+	}
+	if _, err := Output(t.Context(), Command("test", "-e", marker)); err != nil {
+		t.Fatal("the command was not sent SIGINT")
 	}
 }
