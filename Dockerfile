@@ -57,6 +57,7 @@ RUN go mod download
 # with `go list -deps ./app`), so other files never invalidate the cache.
 COPY app/ ./app/
 COPY config/ ./config/
+COPY internal/ ./internal/
 COPY migrations/ ./migrations/
 # Set by BuildKit for the platform being built; empty (the builder's own
 # platform) with the classic builder.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 // healthcheck probes this process's own /health. The image has no shell or
 // curl, so its HEALTHCHECK runs `app healthcheck`.
 func healthcheck(ctx context.Context, cfg *config.Config) error {
+	// Listening on every address: probe loopback.
 	host := cfg.HTTP.Host
-	if host == "" || host == "0.0.0.0" || host == "::" {
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
 	url := "http://" + net.JoinHostPort(host, strconv.Itoa(cfg.HTTP.Port)) + "/health"

@@ -4,7 +4,7 @@
 // Usage:
 //
 //	app [serve]                    run the HTTP service (default)
-//	app migrate up|down|to N|status
+//	app migrate up|down [N]|to N|status
 //	app healthcheck                exit 0 when /health answers 200 (the image's HEALTHCHECK)
 //	app config                     print the effective configuration, secrets redacted
 package main
@@ -39,7 +39,7 @@ func main() {
 	}
 }
 
-const usage = `usage: app [serve | migrate up|down|to VERSION|status | healthcheck | config]`
+const usage = `usage: app [serve | migrate up|down [VERSION]|to VERSION|status | healthcheck | config]`
 
 type usageError string
 

@@ -156,6 +156,8 @@ func TestCLIErrors(t *testing.T) {
 		{"migrate without subcommand", []string{"migrate"}, nil, 2, "migrate needs a subcommand"},
 		{"migrate to without version", []string{"migrate", "to"}, nil, 2, "exactly one VERSION"},
 		{"migrate to bad version", []string{"migrate", "to", "x1"}, nil, 2, `version "x1"`},
+		{"migrate down bad version", []string{"migrate", "down", "-1"}, nil, 2, `version "-1"`},
+		{"migrate up with a version", []string{"migrate", "up", "3"}, nil, 2, `unexpected arguments`},
 		{"serve without database", []string{"serve"}, nil, 1, "DATABASE_URL"},
 		{"bad port", []string{"serve"}, map[string]string{"HTTP_PORT": "99999"}, 1, "http.port (from env HTTP_PORT)"},
 		{"bad APP_ENV", []string{"config"}, map[string]string{"APP_ENV": "qa"}, 1, `unknown environment "qa"`},
@@ -279,14 +281,14 @@ func TestIntegrationReadyChecksRedisWhenConfigured(t *testing.T) {
 func TestIntegrationGracefulShutdownOnSIGTERM(t *testing.T) {
 	a := startApp(t, map[string]string{
 		"DATABASE_URL":         dbtest.NewDatabase(t, true),
-		"SHUTDOWN_DRAIN_DELAY": "1500ms",
+		"SHUTDOWN_DRAIN_DELAY": "3s",
 		"LOG_LEVEL":            "info",
 	})
 	a.waitStatus(t, "/ready", http.StatusOK, 5*time.Second)
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	a.waitStatus(t, "/ready", http.StatusServiceUnavailable, 500*time.Millisecond)
+	a.waitStatus(t, "/ready", http.StatusServiceUnavailable, time.Second)
 	if code, _ := a.get(t, "/health"); code != http.StatusOK {
 		t.Errorf("/health during drain = %d, want 200", code)
 	}
@@ -417,8 +419,59 @@ func TestIntegrationMigrateCommands(t *testing.T) {
 	if out := run("migrate", "to", "2"); !strings.Contains(out, "database at version 2") {
 		t.Errorf("to 2:\n%s", out)
 	}
-	out, err := appCmd(t, map[string]string{"DATABASE_URL": url}, "migrate", "to", "7").CombinedOutput()
+	if out := run("migrate", "down", "1"); !strings.Contains(out, "database at version 1") {
+		t.Errorf("down 1:\n%s", out)
+	}
+	out, err := appCmd(t, map[string]string{"DATABASE_URL": url}, "migrate", "down", "2").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "the database is at version 1, below it") {
+		t.Errorf("down 2 at version 1 must refuse: err %v\n%s", err, out)
+	}
+	out, err = appCmd(t, map[string]string{"DATABASE_URL": url}, "migrate", "to", "7").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "migrate to 7: no such migration") {
 		t.Errorf("to 7: err %v\n%s", err, out)
+	}
+}
+
+// TestHealthcheckCommand runs `app healthcheck` (the image's HEALTHCHECK)
+// against a stand-in /health on each kind of listen address.
+func TestHealthcheckCommand(t *testing.T) {
+	tests := []struct {
+		name, listen, host string
+		status             int
+		wantOK             bool
+	}{
+		{"all interfaces probes loopback", "127.0.0.1:0", "", 200, true},
+		{"unspecified IPv4", "127.0.0.1:0", "0.0.0.0", 200, true},
+		{"explicit IPv4", "127.0.0.1:0", "127.0.0.1", 200, true},
+		{"IPv6 loopback in brackets", "[::1]:0", "[::1]", 200, true},
+		{"unhealthy", "127.0.0.1:0", "127.0.0.1", 503, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", tt.listen)
+			if err != nil {
+				t.Skipf("cannot listen on %s here: %v", tt.listen, err)
+			}
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/health" {
+					w.WriteHeader(http.StatusNotFound)
+					return
+				}
+				w.WriteHeader(tt.status)
+			}), ReadHeaderTimeout: time.Second}
+			go func() { _ = srv.Serve(ln) }()
+			t.Cleanup(func() { _ = srv.Close() })
+
+			port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+			out, err := appCmd(t, map[string]string{"HTTP_HOST": tt.host, "HTTP_PORT": port}, "healthcheck").CombinedOutput()
+			if (err == nil) != tt.wantOK {
+				t.Fatalf("healthcheck: err %v, want ok=%v\n%s", err, tt.wantOK, out)
+			}
+		})
+	}
+	// Nothing listening at all.
+	out, err := appCmd(t, map[string]string{"HTTP_PORT": strconv.Itoa(freePort(t))}, "healthcheck").CombinedOutput()
+	if err == nil {
+		t.Fatalf("healthcheck with no server succeeded:\n%s", out)
 	}
 }

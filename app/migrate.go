@@ -14,23 +14,24 @@ import (
 
 func migrateCmd(ctx context.Context, cfg *config.Config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("migrate needs a subcommand: up, down, to VERSION or status")
+		return usageError("migrate needs a subcommand: up, down [VERSION], to VERSION or status")
 	}
 	sub, args := args[0], args[1:]
-	var target int64
+	// "to" takes a version; "down" takes an optional one (down to it).
+	var target int64 = -1
 	switch {
-	case sub == "to" && len(args) == 1:
+	case sub != "up" && sub != "down" && sub != "to" && sub != "status":
+		return usageError(fmt.Sprintf("migrate: unknown subcommand %q", sub))
+	case sub == "to" && len(args) != 1:
+		return usageError("migrate to takes exactly one VERSION")
+	case (sub == "up" || sub == "status") && len(args) > 0, sub == "down" && len(args) > 1:
+		return usageError(fmt.Sprintf("migrate %s: unexpected arguments %q", sub, args))
+	case len(args) == 1:
 		v, err := strconv.ParseInt(args[0], 10, 64)
 		if err != nil || v < 0 {
-			return usageError(fmt.Sprintf("migrate to: version %q is not a non-negative integer", args[0]))
+			return usageError(fmt.Sprintf("migrate %s: version %q is not a non-negative integer", sub, args[0]))
 		}
 		target = v
-	case sub == "to":
-		return usageError("migrate to takes exactly one VERSION")
-	case sub != "up" && sub != "down" && sub != "status":
-		return usageError(fmt.Sprintf("migrate: unknown subcommand %q", sub))
-	case len(args) > 0:
-		return usageError(fmt.Sprintf("migrate %s takes no arguments", sub))
 	}
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
@@ -52,7 +53,11 @@ func migrateCmd(ctx context.Context, cfg *config.Config, args []string, stdout i
 	case "up":
 		results, err = m.Up(ctx)
 	case "down":
-		results, err = m.Down(ctx)
+		if target >= 0 {
+			results, err = m.DownTo(ctx, target)
+		} else {
+			results, err = m.Down(ctx)
+		}
 	case "to":
 		results, err = m.To(ctx, target)
 	case "status":

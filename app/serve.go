@@ -37,6 +37,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("redis.url: the Redis client cannot parse it (value not shown: it is a secret)")
 		}
+		// Without this, go-redis ignores the readiness deadline on the socket.
+		opts.ContextTimeoutEnabled = true
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
 		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }

@@ -6,7 +6,9 @@ package config
 
 import "embed"
 
-// Files holds development.json, test.json, staging.json and production.json.
+// Files holds the four environments' files, named one by one so that a
+// stray local file here (say a config/local.json with credentials) can never
+// be embedded into an image.
 //
-//go:embed *.json
+//go:embed development.json test.json staging.json production.json
 var Files embed.FS

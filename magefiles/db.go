@@ -24,12 +24,12 @@ func (Db) Migrate(ctx context.Context) error { return appMigrate(ctx, "up") }
 // Rollback reverts the most recent migration.
 func (Db) Rollback(ctx context.Context) error { return appMigrate(ctx, "down") }
 
-// RollbackTo reverts migrations down to <version> (0 reverts them all).
+// RollbackTo reverts migrations down to <version> (0 reverts them all); it never applies one.
 func (Db) RollbackTo(ctx context.Context, version int) error {
 	if version < 0 {
 		return fmt.Errorf("db:rollbackTo: version %d is negative", version)
 	}
-	return appMigrate(ctx, "to", strconv.Itoa(version))
+	return appMigrate(ctx, "down", strconv.Itoa(version))
 }
 
 // Status lists every migration as applied or pending.

@@ -10,53 +10,23 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/moby/api/types/registry"
+
+	"github.com/fractionate/service-template/internal/secret"
 )
-
-// Secret holds a credential. It prints as [redacted] however it is
-// formatted (%v, %s, %q, %#v, JSON), so it cannot leak through a log line or
-// an error by accident; Reveal is the one way to the value.
-type Secret struct{ v string }
-
-// NewSecret wraps v.
-func NewSecret(v string) Secret { return Secret{v} }
-
-// Reveal returns the value.
-func (s Secret) Reveal() string { return s.v }
-
-// IsZero reports whether there is no value.
-func (s Secret) IsZero() bool { return s.v == "" }
-
-func (s Secret) String() string { return redacted(s) }
-
-// GoString keeps %#v from printing the field.
-func (s Secret) GoString() string { return redacted(s) }
-
-// Format covers every verb (%x included).
-func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted(s))) }
-
-// MarshalJSON keeps the value out of JSON.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(redacted(s)) }
-
-func redacted(s Secret) string {
-	if s.v == "" {
-		return ""
-	}
-	return "[redacted]"
-}
 
 // Credentials for a registry. Source says where they came from (a variable
 // name or "docker config"), never what they are.
 type Credentials struct {
 	Username      string
-	Password      Secret
-	IdentityToken Secret // OAuth refresh token from a credential helper
-	RegistryToken Secret // bearer token from a credential helper
-	Source        string // "" means anonymous
+	Password      secret.Value
+	IdentityToken secret.Value // OAuth refresh token from a credential helper
+	RegistryToken secret.Value // bearer token from a credential helper
+	Source        string       // "" means anonymous
 }
 
 // Anonymous reports whether there is nothing to authenticate with.
 func (c Credentials) Anonymous() bool {
-	return c.Username == "" && c.Password.IsZero() && c.IdentityToken.IsZero() && c.RegistryToken.IsZero()
+	return c.Username == "" && !c.Password.IsSet() && !c.IdentityToken.IsSet() && !c.RegistryToken.IsSet()
 }
 
 // header encodes c for the engine's X-Registry-Auth header. The engine
@@ -93,7 +63,7 @@ func ResolveCredentials(ctx context.Context, registryHost string, getenv func(st
 	user, pass := getenv("REGISTRY_USERNAME"), getenv("REGISTRY_PASSWORD")
 	switch {
 	case user != "" && pass != "":
-		return Credentials{Username: user, Password: NewSecret(pass), Source: "REGISTRY_USERNAME/REGISTRY_PASSWORD"}, nil
+		return Credentials{Username: user, Password: secret.New(pass), Source: "REGISTRY_USERNAME/REGISTRY_PASSWORD"}, nil
 	case user != "" || pass != "":
 		return Credentials{}, fmt.Errorf("set both REGISTRY_USERNAME and REGISTRY_PASSWORD, or neither")
 	}
@@ -102,7 +72,7 @@ func ResolveCredentials(ctx context.Context, registryHost string, getenv func(st
 		if actor == "" {
 			actor = "x-access-token"
 		}
-		return Credentials{Username: actor, Password: NewSecret(token), Source: "GITHUB_TOKEN"}, nil
+		return Credentials{Username: actor, Password: secret.New(token), Source: "GITHUB_TOKEN"}, nil
 	}
 	if keychain == nil {
 		return Credentials{}, nil
@@ -121,16 +91,16 @@ func ResolveCredentials(ctx context.Context, registryHost string, getenv func(st
 	}
 	c := Credentials{
 		Username:      cfg.Username,
-		Password:      NewSecret(cfg.Password),
-		IdentityToken: NewSecret(cfg.IdentityToken),
-		RegistryToken: NewSecret(cfg.RegistryToken),
+		Password:      secret.New(cfg.Password),
+		IdentityToken: secret.New(cfg.IdentityToken),
+		RegistryToken: secret.New(cfg.RegistryToken),
 		Source:        "docker config",
 	}
-	if cfg.Auth != "" && c.Username == "" && c.Password.IsZero() {
+	if cfg.Auth != "" && c.Username == "" && !c.Password.IsSet() {
 		// "auth" is base64(user:password); authn normally decodes it already.
 		if raw, err := base64.StdEncoding.DecodeString(cfg.Auth); err == nil {
 			if u, p, ok := strings.Cut(string(raw), ":"); ok {
-				c.Username, c.Password = u, NewSecret(p)
+				c.Username, c.Password = u, secret.New(p)
 			}
 		}
 	}

@@ -11,10 +11,14 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/fractionate/service-template/internal/secret"
 )
 
-func TestSecretNeverPrints(t *testing.T) {
-	s := NewSecret("canary-9f2")
+// TestCredentialsNeverPrint: printing credentials, as an error or a log
+// line might, never shows the password.
+func TestCredentialsNeverPrint(t *testing.T) {
+	s := secret.New("canary-9f2")
 	c := Credentials{Username: "u", Password: s, Source: "x"}
 	j, err := json.Marshal(c)
 	if err != nil {

@@ -42,6 +42,8 @@ import (
 
 	"github.com/fractionate/service-template/internal/dockertest"
 	"github.com/fractionate/service-template/magefiles/runner"
+
+	"github.com/fractionate/service-template/internal/secret"
 )
 
 // engine returns a client of the local engine. Without one the test skips
@@ -538,7 +540,7 @@ func TestIntegrationPushRefusedWithWrongPassword(t *testing.T) {
 	b := buildTestImage(t, cli, repoCopy(t), repository, []string{"a-" + u, "b-" + u}, testStamp(u))
 
 	var out bytes.Buffer
-	pushed, err := Push(ctx, cli, b.Refs, Credentials{Username: "ci", Password: NewSecret(wrong), Source: "REGISTRY_USERNAME/REGISTRY_PASSWORD"}, &out)
+	pushed, err := Push(ctx, cli, b.Refs, Credentials{Username: "ci", Password: secret.New(wrong), Source: "REGISTRY_USERNAME/REGISTRY_PASSWORD"}, &out)
 	if err == nil {
 		t.Fatalf("push with a wrong password succeeded: %v", pushed)
 	}
@@ -556,7 +558,7 @@ func TestIntegrationPushRefusedWithWrongPassword(t *testing.T) {
 
 	// The right password goes through the same path.
 	out.Reset()
-	if _, err := Push(ctx, cli, b.Refs, Credentials{Username: "ci", Password: NewSecret(right), Source: "test"}, &out); err != nil {
+	if _, err := Push(ctx, cli, b.Refs, Credentials{Username: "ci", Password: secret.New(right), Source: "test"}, &out); err != nil {
 		t.Fatalf("push with the right password: %v\n%s", err, out.String())
 	}
 }

@@ -42,7 +42,7 @@ func Push(ctx context.Context, api PushAPI, refs []string, creds Credentials, ou
 	if len(refs) == 0 {
 		return nil, errors.New("push: no tags to push")
 	}
-	if creds.Username != "" && !creds.Password.IsZero() {
+	if creds.Username != "" && creds.Password.IsSet() {
 		ref, err := reference.ParseNormalizedNamed(refs[0])
 		if err != nil {
 			return nil, fmt.Errorf("push %s: %w", refs[0], err)

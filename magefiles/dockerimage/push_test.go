@@ -16,6 +16,8 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/internal/secret"
 )
 
 type fakePushResponse struct{ io.ReadCloser }
@@ -70,7 +72,7 @@ func TestPush(t *testing.T) {
 		refs[0]: pushStream("abc1234", digestA),
 		refs[1]: pushStream("main", digestA),
 	}}
-	creds := Credentials{Username: "ci", Password: NewSecret("hunter2"), Source: "test"}
+	creds := Credentials{Username: "ci", Password: secret.New("hunter2"), Source: "test"}
 	var out bytes.Buffer
 	got, err := Push(context.Background(), api, refs, creds, &out)
 	if err != nil {
@@ -120,7 +122,7 @@ func TestPushAnonymousSendsNoAuth(t *testing.T) {
 
 func TestPushFailures(t *testing.T) {
 	refs := []string{"ghcr.io/acme/api:abc1234", "ghcr.io/acme/api:main"}
-	creds := Credentials{Username: "ci", Password: NewSecret("canary-pw-41"), Source: "REGISTRY_USERNAME/REGISTRY_PASSWORD"}
+	creds := Credentials{Username: "ci", Password: secret.New("canary-pw-41"), Source: "REGISTRY_USERNAME/REGISTRY_PASSWORD"}
 	tests := []struct {
 		name    string
 		api     *fakePusher

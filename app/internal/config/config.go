@@ -15,11 +15,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fractionate/service-template/internal/secret"
 )
 
 // The environments a deployment can be; config/{name}.json exists for each.
@@ -56,14 +61,14 @@ type Config struct {
 		Timeout    time.Duration // for in-flight requests to finish
 	}
 	Database struct {
-		URL      Secret
+		URL      secret.Value
 		MaxConns int
 	}
 	Readiness struct {
 		Timeout time.Duration // per dependency check
 	}
 	Redis struct {
-		URL Secret // optional; /ready checks Redis only when set
+		URL secret.Value // optional; /ready checks Redis only when set
 	}
 
 	entries []Entry
@@ -81,7 +86,7 @@ type Entry struct {
 func (c *Config) Entries() []Entry { return slices.Clone(c.entries) }
 
 // Addr is the listen address.
-func (c *Config) Addr() string { return c.HTTP.Host + ":" + strconv.Itoa(c.HTTP.Port) }
+func (c *Config) Addr() string { return net.JoinHostPort(c.HTTP.Host, strconv.Itoa(c.HTTP.Port)) }
 
 // RequireDatabase reports a missing database URL, for the commands that need one.
 func (c *Config) RequireDatabase() error {
@@ -116,7 +121,7 @@ func (c *Config) fields() []field {
 		{key: "http.read_timeout", def: "10s", parse: positiveDuration(&c.HTTP.ReadTimeout)},
 		{key: "http.write_timeout", def: "15s", parse: positiveDuration(&c.HTTP.WriteTimeout)},
 		{key: "http.idle_timeout", def: "60s", parse: positiveDuration(&c.HTTP.IdleTimeout)},
-		{key: "http.max_body_bytes", def: "65536", parse: int64In(&c.HTTP.MaxBodyBytes, 1, 64<<20)},
+		{key: "http.max_body_bytes", def: "65536", parse: intIn(&c.HTTP.MaxBodyBytes, 1, 64<<20)},
 		{key: "shutdown.drain_delay", def: "5s", parse: duration(&c.Shutdown.DrainDelay)},
 		{key: "shutdown.timeout", def: "20s", parse: positiveDuration(&c.Shutdown.Timeout)},
 		{key: "database.url", secret: true, parse: serviceURL(&c.Database.URL, "postgres", "postgresql")},
@@ -148,40 +153,31 @@ func oneOf(dst *string, allowed ...string) func(string) error {
 	}
 }
 
+var hostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+
+// host accepts "", a host name, or an IP address (IPv6 with or without
+// brackets, stored without them).
 func host(dst *string) func(string) error {
 	return func(s string) error {
-		if strings.ContainsAny(s, " /:") && !strings.HasPrefix(s, "[") {
-			return fmt.Errorf("%q is not a host name or address", s)
+		h := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+		if _, err := netip.ParseAddr(h); err != nil && h != "" && !hostname.MatchString(h) {
+			return fmt.Errorf("%q is not a host name or IP address", s)
 		}
-		*dst = s
+		*dst = h
 		return nil
 	}
 }
 
-func intIn(dst *int, lo, hi int) func(string) error {
-	return func(s string) error {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", s)
-		}
-		if n < lo || n > hi {
-			return fmt.Errorf("%d is out of range [%d, %d]", n, lo, hi)
-		}
-		*dst = n
-		return nil
-	}
-}
-
-func int64In(dst *int64, lo, hi int64) func(string) error {
+func intIn[T int | int64](dst *T, lo, hi T) func(string) error {
 	return func(s string) error {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return fmt.Errorf("%q is not an integer", s)
 		}
-		if n < lo || n > hi {
+		if n < int64(lo) || n > int64(hi) {
 			return fmt.Errorf("%d is out of range [%d, %d]", n, lo, hi)
 		}
-		*dst = n
+		*dst = T(n)
 		return nil
 	}
 }
@@ -215,10 +211,10 @@ func positiveDuration(dst *time.Duration) func(string) error {
 
 // serviceURL accepts an empty value (unset) or a URL with one of the schemes
 // and a host. Its errors never contain the value: it holds a password.
-func serviceURL(dst *Secret, schemes ...string) func(string) error {
+func serviceURL(dst *secret.Value, schemes ...string) func(string) error {
 	return func(s string) error {
 		if s == "" {
-			*dst = Secret{}
+			*dst = secret.Value{}
 			return nil
 		}
 		u, err := url.Parse(s)
@@ -231,7 +227,7 @@ func serviceURL(dst *Secret, schemes ...string) func(string) error {
 		if u.Host == "" {
 			return errors.New("has no host (value not shown: it is a secret)")
 		}
-		*dst = NewSecret(s)
+		*dst = secret.New(s)
 		return nil
 	}
 }

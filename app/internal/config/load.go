@@ -16,6 +16,7 @@ import (
 	"github.com/joho/godotenv"
 
 	configfiles "github.com/fractionate/service-template/config"
+	"github.com/fractionate/service-template/internal/secret"
 )
 
 // DefaultSecretsDir is where Docker mounts secrets.
@@ -169,7 +170,7 @@ func Load(src Sources) (*Config, error) {
 		}
 		shown := r.value
 		if f.secret && r.value != "" {
-			shown = redacted
+			shown = secret.Redacted
 		}
 		cfg.entries = append(cfg.entries, Entry{Key: f.key, Value: shown, Source: r.source, Secret: f.secret})
 	}

@@ -13,9 +13,9 @@ package dbtest
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,7 +82,7 @@ func Start(ctx context.Context) (*Postgres, error) {
 		tcpostgres.WithPassword("postgres"),
 		testcontainers.WithWaitStrategyAndDeadline(60*time.Second,
 			wait.ForSQL("5432/tcp", "pgx", func(host string, port network.Port) string {
-				return fmt.Sprintf("postgres://postgres:postgres@%s/postgres?sslmode=disable", hostPort(host, port.Port()))
+				return fmt.Sprintf("postgres://postgres:postgres@%s/postgres?sslmode=disable", net.JoinHostPort(host, port.Port()))
 			}).WithStartupTimeout(60*time.Second)),
 	)
 	if err != nil {
@@ -97,13 +97,6 @@ func Start(ctx context.Context) (*Postgres, error) {
 		return nil, fmt.Errorf("postgres connection string: %w", err)
 	}
 	return &Postgres{Container: ctr, AdminURL: dsn}, nil
-}
-
-func hostPort(host, port string) string {
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return host + ":" + port
 }
 
 func (p *Postgres) terminate() error { return testcontainers.TerminateContainer(p.Container) }

@@ -50,8 +50,14 @@ func (r *Readiness) Check(ctx context.Context) map[string]string {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(ctx, r.timeout)
 			defer cancel()
-			err := check(ctx)
-			if err == nil && ctx.Err() != nil {
+			// A check that ignores its deadline must not hold /ready: stop
+			// waiting at the deadline and leave it to finish on its own.
+			result := make(chan error, 1)
+			go func() { result <- check(ctx) }()
+			var err error
+			select {
+			case err = <-result:
+			case <-ctx.Done():
 				err = ctx.Err()
 			}
 			if err != nil {

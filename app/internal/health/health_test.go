@@ -11,6 +11,7 @@ func TestReadiness(t *testing.T) {
 	ok := func(context.Context) error { return nil }
 	down := func(context.Context) error { return errors.New("connection refused") }
 	hang := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	deaf := func(context.Context) error { time.Sleep(3 * time.Second); return nil }
 
 	tests := []struct {
 		name     string
@@ -22,6 +23,7 @@ func TestReadiness(t *testing.T) {
 		{"all pass", map[string]Check{"postgres": ok, "redis": ok}, false, map[string]string{}},
 		{"one fails", map[string]Check{"postgres": down, "redis": ok}, false, map[string]string{"postgres": "connection refused"}},
 		{"timeout", map[string]Check{"postgres": hang}, false, map[string]string{"postgres": "timed out after 50ms"}},
+		{"check ignoring its deadline", map[string]Check{"redis": deaf, "postgres": ok}, false, map[string]string{"redis": "timed out after 50ms"}},
 		{"shutting down", map[string]Check{"postgres": ok}, true, map[string]string{"shutdown": "shutting down"}},
 	}
 	for _, tt := range tests {

@@ -43,30 +43,54 @@ type Deps struct {
 	MaxBodyBytes int64
 }
 
+// Route is one method and path the service answers.
+type Route struct {
+	Method, Path string // Path in OpenAPI form: /v1/notes/{id}
+	handler      http.HandlerFunc
+}
+
+// routes is the whole surface; a test compares it with openapi.yaml both ways.
+func routes(d Deps) []Route {
+	n := notesHandler{store: d.Notes, log: d.Log, maxBody: d.MaxBodyBytes}
+	return []Route{
+		{"GET", "/health", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		}},
+		{"GET", "/ready", func(w http.ResponseWriter, r *http.Request) {
+			if failures := d.Ready.Check(r.Context()); len(failures) > 0 {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": failures})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		}},
+		{"GET", "/version", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, d.Build)
+		}},
+		{"GET", "/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/yaml")
+			_, _ = w.Write(OpenAPI)
+		}},
+		{"POST", "/v1/notes", n.create},
+		{"GET", "/v1/notes", n.list},
+		{"GET", "/v1/notes/{id}", n.get},
+	}
+}
+
+// Routes lists the method and path of every route.
+func Routes() []Route {
+	rs := routes(Deps{})
+	for i := range rs {
+		rs[i].handler = nil
+	}
+	return rs
+}
+
 // New returns the service's handler, logging one line per request.
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
-		if failures := d.Ready.Check(r.Context()); len(failures) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": failures})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, d.Build)
-	})
-	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write(OpenAPI)
-	})
-	n := notesHandler{store: d.Notes, log: d.Log, maxBody: d.MaxBodyBytes}
-	mux.HandleFunc("POST /v1/notes", n.create)
-	mux.HandleFunc("GET /v1/notes", n.list)
-	mux.HandleFunc("GET /v1/notes/{id}", n.get)
+	for _, r := range routes(d) {
+		mux.HandleFunc(r.Method+" "+r.Path, r.handler)
+	}
 	return logRequests(d.Log, mux)
 }
 

@@ -68,13 +68,16 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			sw.status = http.StatusOK
 		}
 		level := slog.LevelInfo
+		probe := r.URL.Path == "/health" || r.URL.Path == "/ready"
 		switch {
-		case sw.status >= 500:
-			level = slog.LevelError
-		case r.URL.Path == "/health" || r.URL.Path == "/ready":
+		case probe && sw.status < 400:
 			// Probes arrive every few seconds from every orchestrator;
 			// their successes are noise at info level.
 			level = slog.LevelDebug
+		case probe:
+			level = slog.LevelWarn // not ready is a state, not a failure of this request
+		case sw.status >= 500:
+			level = slog.LevelError
 		}
 		log.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method),

@@ -83,11 +83,7 @@ func results(rs ...*goose.MigrationResult) []Result {
 // Up applies every pending migration.
 func (m *Migrator) Up(ctx context.Context) ([]Result, error) {
 	rs, err := m.p.Up(ctx)
-	var partial *goose.PartialError
-	if errors.As(err, &partial) {
-		rs = partial.Applied // the ones before the failure stay applied
-	}
-	return results(rs...), wrap("migrate up", err)
+	return done("migrate up", rs, err)
 }
 
 // Down reverts the most recent migration.
@@ -96,28 +92,52 @@ func (m *Migrator) Down(ctx context.Context) ([]Result, error) {
 	if errors.Is(err, goose.ErrNoNextVersion) {
 		return nil, errors.New("migrate down: nothing to roll back, the database is at version 0")
 	}
-	return results(r), wrap("migrate down", err)
+	return done("migrate down", []*goose.MigrationResult{r}, err)
 }
 
 // To migrates up or down to version, which must be 0 or a known migration.
 func (m *Migrator) To(ctx context.Context, version int64) ([]Result, error) {
+	current, err := m.check(ctx, "migrate to", version)
+	if err != nil {
+		return nil, err
+	}
+	if version >= current {
+		rs, err := m.p.UpTo(ctx, version)
+		return done(fmt.Sprintf("migrate up to %d", version), rs, err)
+	}
+	rs, err := m.p.DownTo(ctx, version)
+	return done(fmt.Sprintf("migrate down to %d", version), rs, err)
+}
+
+// DownTo reverts migrations until the database is at version; unlike To it
+// never applies one, so a rollback cannot turn into a migration by a typo.
+func (m *Migrator) DownTo(ctx context.Context, version int64) ([]Result, error) {
+	op := fmt.Sprintf("migrate down to %d", version)
+	current, err := m.check(ctx, op, version)
+	if err != nil {
+		return nil, err
+	}
+	if version > current {
+		return nil, fmt.Errorf("%s: the database is at version %d, below it; use migrate up or to", op, current)
+	}
+	rs, err := m.p.DownTo(ctx, version)
+	return done(op, rs, err)
+}
+
+// check validates a target version and returns the current one.
+func (m *Migrator) check(ctx context.Context, op string, version int64) (int64, error) {
 	known := []int64{0}
 	for _, s := range m.p.ListSources() {
 		known = append(known, s.Version)
 	}
 	if !slices.Contains(known, version) {
-		return nil, fmt.Errorf("migrate to %d: no such migration; known versions: %v", version, known)
+		return 0, fmt.Errorf("%s %d: no such migration; known versions: %v", op, version, known)
 	}
 	current, err := m.p.GetDBVersion(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("migrate to %d: read current version: %w", version, err)
+		return 0, fmt.Errorf("%s %d: read current version: %w", op, version, err)
 	}
-	if version >= current {
-		rs, err := m.p.UpTo(ctx, version)
-		return results(rs...), wrap(fmt.Sprintf("migrate up to %d", version), err)
-	}
-	rs, err := m.p.DownTo(ctx, version)
-	return results(rs...), wrap(fmt.Sprintf("migrate down to %d", version), err)
+	return current, nil
 }
 
 // Status is one migration and whether it is applied.
@@ -149,16 +169,22 @@ func (m *Migrator) Version(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-// wrap names the operation and, for a failed migration, the file at fault.
-func wrap(op string, err error) error {
+// done converts goose's results and names the operation in the error. When a
+// migration fails, the ones applied before it stay applied and are
+// returned; the failed one was rolled back and its file is named.
+func done(op string, rs []*goose.MigrationResult, err error) ([]Result, error) {
 	if err == nil {
-		return nil
+		return results(rs...), nil
 	}
 	var partial *goose.PartialError
-	if errors.As(err, &partial) && partial.Failed != nil && partial.Failed.Source != nil {
-		return fmt.Errorf("%s: %s failed and was rolled back: %w", op, baseName(partial.Failed.Source.Path), partial.Err)
+	if errors.As(err, &partial) {
+		out := results(partial.Applied...)
+		if partial.Failed != nil && partial.Failed.Source != nil {
+			return out, fmt.Errorf("%s: %s failed and was rolled back: %w", op, baseName(partial.Failed.Source.Path), partial.Err)
+		}
+		return out, fmt.Errorf("%s: %w", op, partial.Err)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return results(rs...), fmt.Errorf("%s: %w", op, err)
 }
 
 func baseName(p string) string { return path.Base(p) }

@@ -219,3 +219,26 @@ func TestMigrationFilesAreReversible(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationDownToNeverApplies: a rollback target above the current
+// version is refused instead of migrating up.
+func TestIntegrationDownToNeverApplies(t *testing.T) {
+	db := open(t, dbtest.NewDatabase(t, false))
+	m, err := migrate.New(db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.To(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.DownTo(t.Context(), 2); err == nil || !strings.Contains(err.Error(), "at version 1") {
+		t.Fatalf("DownTo(2) at version 1 = %v, want a refusal", err)
+	}
+	if v, _ := m.Version(t.Context()); v != 1 {
+		t.Fatalf("version = %d after a refused rollback, want 1", v)
+	}
+	rs, err := m.DownTo(t.Context(), 0)
+	if err != nil || len(rs) != 1 || rs[0].Direction != "down" {
+		t.Fatalf("DownTo(0) = %+v, %v", rs, err)
+	}
+}

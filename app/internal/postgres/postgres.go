@@ -7,12 +7,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/fractionate/service-template/app/internal/config"
+	"github.com/fractionate/service-template/internal/secret"
 )
 
 // Open returns a pool for url. It does not connect: the service starts (and
 // reports not ready) while the database is down.
-func Open(ctx context.Context, url config.Secret, maxConns int) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url secret.Value, maxConns int) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(url.Reveal())
 	if err != nil {
 		// The driver's message quotes the URL; keep it out of logs.
