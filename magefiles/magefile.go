@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/magefile/mage/mg"
 
@@ -50,30 +49,44 @@ func Lint(ctx context.Context) error {
 	return runner.RunAll(ctx, exec(), lint.Checks())
 }
 
-// Run starts the service locally; without DATABASE_URL it starts a Postgres container for it.
+// Run starts the service locally; unless a database is configured, it starts a Postgres container for it.
 func Run(ctx context.Context) error {
+	bin, err := buildApp(ctx)
+	if err != nil {
+		return err
+	}
+	// Ask the service itself whether a database is configured, from any of
+	// its layers (.env, environment, secrets).
+	cfgJSON, err := runner.Output(ctx, runner.Command(bin, "config"))
+	if err != nil {
+		return err
+	}
+	configured, err := devdb.Configured([]byte(cfgJSON))
+	if err != nil {
+		return err
+	}
 	var env []string
-	if os.Getenv("DATABASE_URL") == "" && !dotEnvSets("DATABASE_URL") {
+	if !configured {
 		cli, err := dockerEngine(ctx)
 		if err != nil {
 			return err
 		}
 		defer cli.Close()
-		url, err := devdb.Ensure(ctx, cli, devContainerName(), os.Stderr)
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		url, err := devdb.Ensure(ctx, cli, devdb.ContainerName(wd), envOr("POSTGRES_IMAGE", devdb.DefaultImage), os.Stderr)
 		if err != nil {
 			return err
 		}
 		env = append(env, "DATABASE_URL="+url)
 	}
-	bin, err := buildApp(ctx)
-	if err != nil {
-		return err
-	}
 	r := exec()
 	if err := r.Run(ctx, runner.Command(bin, "migrate", "up").WithEnv(env...)); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "serving on http://localhost:8080 (HTTP_PORT to change); Ctrl-C stops")
+	fmt.Fprintln(os.Stderr, "starting the service (its address is in the 'listening' log line); Ctrl-C stops it")
 	return r.Run(ctx, runner.Command(bin, "serve").WithEnv(env...))
 }
 
@@ -84,25 +97,9 @@ func buildApp(ctx context.Context) (string, error) {
 	return "./" + bin, exec().Run(ctx, runner.Command("go", "build", "-buildvcs=auto", "-o", bin, "./app"))
 }
 
-// devContainerName names the local Postgres after the checkout, so two
-// clones keep separate databases.
-func devContainerName() string {
-	wd, _ := os.Getwd()
-	return strings.ToLower(filepath.Base(wd)) + "-dev-postgres"
-}
-
-// dotEnvSets reports whether ./.env assigns key; the service reads .env
-// itself, so `run` must not start a database the .env already names.
-func dotEnvSets(key string) bool {
-	data, err := os.ReadFile(".env")
-	if err != nil {
-		return false
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "export "))
-		if strings.HasPrefix(line, key+"=") {
-			return true
-		}
-	}
-	return false
+	return def
 }

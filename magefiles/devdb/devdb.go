@@ -6,12 +6,15 @@ package devdb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"net/url"
-	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -22,7 +25,7 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// DefaultImage is the Postgres image; POSTGRES_IMAGE overrides it.
+// DefaultImage is the Postgres image when POSTGRES_IMAGE is not set.
 const DefaultImage = "postgres:16-alpine"
 
 // The database is reachable on loopback only, so this well-known password
@@ -61,14 +64,38 @@ type Engine interface {
 	ImagePull(ctx context.Context, ref string, o client.ImagePullOptions) (client.ImagePullResponse, error)
 }
 
-// Ensure starts the container called name (creating it, and pulling its
-// image, when needed), waits until Postgres accepts connections and returns
-// the database URL.
-func Ensure(ctx context.Context, e Engine, name string, log io.Writer) (string, error) {
-	image := os.Getenv("POSTGRES_IMAGE")
-	if image == "" {
-		image = DefaultImage
+// ContainerName names the container (and its volume) after the checkout's
+// directory, so two clones keep separate databases.
+func ContainerName(checkoutDir string) string {
+	base := strings.ToLower(filepath.Base(filepath.Clean(checkoutDir)))
+	base = strings.Trim(invalidName.ReplaceAllString(base, "-"), "-.")
+	if base == "" {
+		base = "service"
 	}
+	return base + "-dev-postgres"
+}
+
+var invalidName = regexp.MustCompile(`[^a-z0-9_.-]+`)
+
+// Configured reports whether the service's effective configuration (the
+// JSON of `app config`) names a database, from any layer: then no container
+// is needed.
+func Configured(appConfigJSON []byte) (bool, error) {
+	var cfg map[string]struct{ Source string }
+	if err := json.Unmarshal(appConfigJSON, &cfg); err != nil {
+		return false, fmt.Errorf("read app config output: %w", err)
+	}
+	db, ok := cfg["database.url"]
+	if !ok {
+		return false, errors.New("app config output has no database.url")
+	}
+	return db.Source != "default", nil
+}
+
+// Ensure starts the container called name from image (creating it, and
+// pulling the image, when needed), waits until Postgres accepts connections
+// and returns the database URL.
+func Ensure(ctx context.Context, e Engine, name, image string, log io.Writer) (string, error) {
 	info, err := e.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
 		fmt.Fprintf(log, "devdb: creating container %s from %s\n", name, image)

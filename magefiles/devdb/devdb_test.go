@@ -25,8 +25,44 @@ func TestSpecPublishesOnLoopbackOnly(t *testing.T) {
 	}
 }
 
-// TestIntegrationEnsure creates the container, then finds and reuses it, and
-// both times returns a URL that connects.
+func TestContainerName(t *testing.T) {
+	tests := []struct{ dir, want string }{
+		{"/home/me/src/billing-service", "billing-service-dev-postgres"},
+		{"/home/me/src/Billing Service/", "billing-service-dev-postgres"},
+		{"/work/main", "main-dev-postgres"},
+		{"/", "service-dev-postgres"},
+	}
+	for _, tt := range tests {
+		if got := ContainerName(tt.dir); got != tt.want {
+			t.Errorf("ContainerName(%q) = %q, want %q", tt.dir, got, tt.want)
+		}
+	}
+}
+
+func TestConfigured(t *testing.T) {
+	tests := []struct {
+		name, json string
+		want       bool
+		wantErr    bool
+	}{
+		{"unset", `{"database.url":{"value":"","source":"default"}}`, false, false},
+		{"from .env", `{"database.url":{"value":"[REDACTED]","source":".env"}}`, true, false},
+		{"from a secret file", `{"database.url":{"value":"[REDACTED]","source":"secret /run/secrets/database_url"}}`, true, false},
+		{"missing key", `{"http.port":{"value":"8080","source":"default"}}`, false, true},
+		{"not json", `app: configuration: bad`, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Configured([]byte(tt.json))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("Configured = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestIntegrationEnsure creates the container, then finds and reuses it,
+// then starts it again once stopped; each time the URL connects.
 func TestIntegrationEnsure(t *testing.T) {
 	dockertest.Require(t)
 	cli, err := client.New(client.FromEnv)
@@ -40,22 +76,40 @@ func TestIntegrationEnsure(t *testing.T) {
 		_, _ = cli.VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: true})
 		cli.Close()
 	})
-	var log bytes.Buffer
-	for i, wantLog := range []string{"creating container", "postgres ready"} {
-		url, err := Ensure(t.Context(), cli, name, &log)
+	image := os.Getenv("POSTGRES_IMAGE")
+	if image == "" {
+		image = DefaultImage
+	}
+	steps := []struct {
+		name    string
+		before  func()
+		wantLog string
+	}{
+		{"create", func() {}, "creating container"},
+		{"reuse", func() {}, "postgres ready"},
+		{"restart", func() {
+			if _, err := cli.ContainerStop(t.Context(), name, client.ContainerStopOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, "starting container"},
+	}
+	for _, step := range steps {
+		step.before()
+		var log bytes.Buffer
+		url, err := Ensure(t.Context(), cli, name, image, &log)
 		if err != nil {
-			t.Fatalf("Ensure #%d: %v\n%s", i+1, err, log.String())
+			t.Fatalf("%s: %v\n%s", step.name, err, log.String())
 		}
-		if !strings.Contains(log.String(), wantLog) {
-			t.Errorf("log after Ensure #%d lacks %q:\n%s", i+1, wantLog, log.String())
+		if !strings.Contains(log.String(), step.wantLog) {
+			t.Errorf("%s: log lacks %q:\n%s", step.name, step.wantLog, log.String())
+		}
+		if step.name == "reuse" && strings.Contains(log.String(), "creating") {
+			t.Errorf("reuse created the container again:\n%s", log.String())
 		}
 		conn, err := pgx.Connect(t.Context(), url)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", step.name, err)
 		}
 		_ = conn.Close(t.Context())
-	}
-	if n := strings.Count(log.String(), "creating container"); n != 1 {
-		t.Errorf("created the container %d times, want once:\n%s", n, log.String())
 	}
 }

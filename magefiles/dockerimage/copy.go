@@ -1,16 +1,16 @@
 package dockerimage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/fractionate/service-template/magefiles/runner"
 )
 
 // CopyRepo copies the files of the repository at src into dst (which may
@@ -35,12 +35,9 @@ func CopyRepo(ctx context.Context, src, dst string) error {
 }
 
 func repoFiles(ctx context.Context, src string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, "git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if out, err := cmd.Output(); err == nil {
+	if out, err := runner.Output(ctx, runner.Command("git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard")); err == nil {
 		var files []string
-		for f := range strings.SplitSeq(string(out), "\x00") {
+		for f := range strings.SplitSeq(out, "\x00") {
 			if f != "" {
 				files = append(files, filepath.FromSlash(f))
 			}

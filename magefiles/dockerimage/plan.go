@@ -19,7 +19,8 @@ func Tags(ctx context.Context, dir string, getenv func(string) string) (gitinfo.
 	tags, warnings, err := imagetag.Compute(imagetag.Input{
 		SHA:        facts.SHA,
 		Branch:     facts.Branch,
-		Dirty:      facts.Dirty,
+		Dirty:      facts.Dirty(),
+		MainBranch: getenv("MAIN_BRANCH"),
 		TagsAtHead: facts.TagsAtHead,
 		Tags:       facts.Tags,
 	})

@@ -22,20 +22,14 @@ import (
 type Facts struct {
 	SHA        string    // full 40-hex commit id of HEAD
 	Branch     string    // checked-out branch, else the CI hint; empty when detached
-	Dirty      bool      // uncommitted changes or untracked files
-	Changes    []string  // the paths behind Dirty, as git status reports them
+	Changes    []string  // uncommitted changes and untracked files, as git status reports them
 	TagsAtHead []string  // tags that point at HEAD
 	Tags       []string  // every tag in the repository
 	CommitTime time.Time // committer time of HEAD, UTC: reproducible image labels
 }
 
-// ShortSHA is the 7-character abbreviation used in image tags (abc1234).
-func (f Facts) ShortSHA() string {
-	if len(f.SHA) < 7 {
-		return f.SHA
-	}
-	return f.SHA[:7]
-}
+// Dirty reports uncommitted changes or untracked files.
+func (f Facts) Dirty() bool { return len(f.Changes) > 0 }
 
 // Read collects the facts of the working tree at dir. getenv supplies CI
 // hints for the branch when HEAD is detached; nil means there are none.
@@ -76,7 +70,6 @@ func Read(ctx context.Context, dir string, getenv func(string) string) (Facts, e
 	if f.Changes, err = changes(ctx, dir); err != nil {
 		return f, err
 	}
-	f.Dirty = len(f.Changes) > 0
 
 	if f.TagsAtHead, err = lines(git(ctx, dir, "tag", "--list", "--points-at", f.SHA)); err != nil {
 		return f, fmt.Errorf("list tags at HEAD: %w", err)
@@ -88,13 +81,12 @@ func Read(ctx context.Context, dir string, getenv func(string) string) (Facts, e
 }
 
 // BranchFromCI names the branch a CI job builds when the checkout is a
-// detached HEAD, as GitHub Actions does for pull requests and tags. For a
-// pull request that is the source branch; for a tag or anything else, "".
+// detached HEAD, as GitHub Actions checks out a branch push. A pull request
+// gives "": its HEAD is a merge commit that is on no branch (tagging it with
+// the source branch's name, which may even be a fork's main, would mislead);
+// a tag build gives "" too.
 func BranchFromCI(getenv func(string) string) string {
-	if b := getenv("GITHUB_HEAD_REF"); b != "" {
-		return b
-	}
-	if getenv("GITHUB_REF_TYPE") == "branch" {
+	if getenv("GITHUB_REF_TYPE") == "branch" && getenv("GITHUB_HEAD_REF") == "" {
 		return getenv("GITHUB_REF_NAME")
 	}
 	return ""

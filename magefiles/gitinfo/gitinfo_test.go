@@ -84,10 +84,10 @@ func TestRead(t *testing.T) {
 			wantBranch: "",
 		},
 		{
-			name:       "detached HEAD in a pull request takes the source branch",
+			name:       "detached HEAD in a pull request has no branch",
 			setup:      func(r *gittest.Repo) { r.Git("switch", "-q", "--detach") },
 			getenv:     map[string]string{"GITHUB_HEAD_REF": "feature/pr", "GITHUB_REF_NAME": "12/merge", "GITHUB_REF_TYPE": "branch"},
-			wantBranch: "feature/pr",
+			wantBranch: "",
 		},
 		{
 			name:       "detached HEAD on a CI tag build has no branch",
@@ -131,8 +131,8 @@ func TestRead(t *testing.T) {
 			if f.Branch != tt.wantBranch {
 				t.Errorf("Branch = %q, want %q", f.Branch, tt.wantBranch)
 			}
-			if f.Dirty != tt.wantDirty {
-				t.Errorf("Dirty = %v, want %v", f.Dirty, tt.wantDirty)
+			if f.Dirty() != tt.wantDirty {
+				t.Errorf("Dirty() = %v, want %v", f.Dirty(), tt.wantDirty)
 			}
 			if !slices.Equal(f.Changes, tt.wantChanges) {
 				t.Errorf("Changes = %q, want %q", f.Changes, tt.wantChanges)
@@ -235,7 +235,8 @@ func TestBranchFromCI(t *testing.T) {
 		want string
 	}{
 		{"no CI", nil, ""},
-		{"pull request source branch", map[string]string{"GITHUB_HEAD_REF": "feature/x", "GITHUB_REF_NAME": "7/merge", "GITHUB_REF_TYPE": "branch"}, "feature/x"},
+		{"pull request: a merge commit on no branch", map[string]string{"GITHUB_HEAD_REF": "feature/x", "GITHUB_REF_NAME": "7/merge", "GITHUB_REF_TYPE": "branch"}, ""},
+		{"pull request from a fork's main gets no latest", map[string]string{"GITHUB_HEAD_REF": "main", "GITHUB_REF_NAME": "8/merge", "GITHUB_REF_TYPE": "branch"}, ""},
 		{"branch push", map[string]string{"GITHUB_REF_NAME": "main", "GITHUB_REF_TYPE": "branch"}, "main"},
 		{"tag push", map[string]string{"GITHUB_REF_NAME": "v1.2.3", "GITHUB_REF_TYPE": "tag"}, ""},
 		{"ref name without type", map[string]string{"GITHUB_REF_NAME": "main"}, ""},
@@ -246,18 +247,5 @@ func TestBranchFromCI(t *testing.T) {
 				t.Errorf("BranchFromCI = %q, want %q", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestShortSHA(t *testing.T) {
-	tests := []struct{ sha, want string }{
-		{"abc1234def5678abc1234def5678abc1234def56", "abc1234"},
-		{"abc12", "abc12"},
-		{"", ""},
-	}
-	for _, tt := range tests {
-		if got := (gitinfo.Facts{SHA: tt.sha}).ShortSHA(); got != tt.want {
-			t.Errorf("ShortSHA(%q) = %q, want %q", tt.sha, got, tt.want)
-		}
 	}
 }

@@ -6,7 +6,10 @@
 // compile.
 package gotest
 
-import "github.com/fractionate/service-template/magefiles/runner"
+import (
+	"github.com/fractionate/service-template/internal/dockertest"
+	"github.com/fractionate/service-template/magefiles/runner"
+)
 
 // Suite is a set of tests.
 type Suite int
@@ -17,9 +20,6 @@ const (
 	Unit
 	Integration
 )
-
-// IntegrationPrefix starts the name of every test that needs Docker.
-const IntegrationPrefix = "TestIntegration"
 
 // Options tune a run.
 type Options struct {
@@ -38,7 +38,7 @@ func Command(s Suite, o Options) runner.Cmd {
 	case Unit:
 		args = append(args, "-short")
 	case Integration:
-		args = append(args, "-count=1", "-run", "^"+IntegrationPrefix)
+		args = append(args, "-count=1", "-run", "^"+dockertest.Prefix)
 	default:
 		// Integration tests talk to real containers, which go test's
 		// result cache cannot see: never trust a cached pass.

@@ -50,7 +50,7 @@ func Check(f gitinfo.Facts, branch string) error {
 	if branch == "" {
 		branch = "main"
 	}
-	if f.Dirty {
+	if f.Dirty() {
 		shown := f.Changes[:min(5, len(f.Changes))]
 		more := ""
 		if n := len(f.Changes) - len(shown); n > 0 {

@@ -36,14 +36,14 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:    "dirty tree lists its changes",
-			facts:   with(func(f *gitinfo.Facts) { f.Dirty, f.Changes = true, []string{"a.go", "b.go"} }),
+			facts:   with(func(f *gitinfo.Facts) { f.Changes = []string{"a.go", "b.go"} }),
 			branch:  "main",
 			wantErr: "uncommitted changes (a.go, b.go)",
 		},
 		{
 			name: "dirty tree lists five changes at most",
 			facts: with(func(f *gitinfo.Facts) {
-				f.Dirty, f.Changes = true, []string{"1", "2", "3", "4", "5", "6", "7"}
+				f.Changes = []string{"1", "2", "3", "4", "5", "6", "7"}
 			}),
 			branch:  "main",
 			wantErr: "(1, 2, 3, 4, 5 and 2 more)",

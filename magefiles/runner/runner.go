@@ -64,8 +64,10 @@ func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// gracePeriod is how long a cancelled command may take to exit on its own.
-const gracePeriod = 30 * time.Second
+// gracePeriod is how long a cancelled command may take to exit on its own
+// before it is killed. Mage exits 5 s after Ctrl-C, so stay under that; a
+// command started from a terminal also gets the terminal's SIGINT itself.
+const gracePeriod = 4 * time.Second
 
 // Runner runs commands.
 type Runner interface {
@@ -92,7 +94,7 @@ func (e Exec) Run(ctx context.Context, c Cmd) error {
 		cmd.Env = append(os.Environ(), c.Env...)
 	}
 	// On cancellation (Ctrl-C in mage) ask the command to stop, as a
-	// terminal would, and kill it only if it has not within the grace period.
+	// terminal would; kill it if it has not stopped within gracePeriod.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = gracePeriod
 	var captured bytes.Buffer

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -106,15 +107,28 @@ func TestDryRunPrintsWithoutRunning(t *testing.T) {
 func TestExecInterruptsOnCancel(t *testing.T) {
 	marker := t.TempDir() + "/interrupted"
 	ctx, cancel := context.WithCancel(t.Context())
+	ready := t.TempDir() + "/trap-set"
 	done := make(chan error, 1)
 	go func() {
-		done <- Exec{Quiet: true}.Run(ctx, Command("sh", "-c", `trap 'touch `+marker+`; exit 0' INT; while :; do sleep 0.05; done`))
+		done <- Exec{Quiet: true}.Run(ctx, Command("sh", "-c",
+			`trap 'touch `+marker+`; exit 0' INT; touch `+ready+`; while :; do sleep 0.05; done`))
 	}()
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command never started")
+		}
+	}
 	cancel()
 	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	case err := <-done:
+		// The command exited 0 on its own; exec reports the cancellation.
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
 		t.Fatal("command did not stop after cancellation")
 	}
 	if _, err := Output(t.Context(), Command("test", "-e", marker)); err != nil {
