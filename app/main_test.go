@@ -22,6 +22,7 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/fractionate/service-template/app/internal/dbtest"
+	"github.com/fractionate/service-template/internal/dockertest"
 	"github.com/fractionate/service-template/migrations"
 )
 
@@ -242,7 +243,7 @@ func TestIntegrationReadyFollowsPostgres(t *testing.T) {
 
 // TestIntegrationReadyChecksRedisWhenConfigured runs a real Redis next to Postgres.
 func TestIntegrationReadyChecksRedisWhenConfigured(t *testing.T) {
-	dbtest.RequireDocker(t)
+	dockertest.Require(t)
 	image := os.Getenv("REDIS_IMAGE")
 	if image == "" {
 		image = "redis:7-alpine"

@@ -219,7 +219,7 @@ func TestBuildImagePlansTheHostBuild(t *testing.T) {
 
 	// A failed go build stops before the engine is asked.
 	api.calls = 0
-	rec = &runner.Recorder{FailOn: func(runner.Cmd) error { return runner.ErrFailed }}
+	rec = &runner.Recorder{FailOn: func(runner.Cmd) error { return errors.New("go build failed") }}
 	if _, err := BuildImage(context.Background(), rec, api, Plan{Dir: dir, Repository: "ghcr.io/acme/api", Tags: []string{"t"}}); err == nil {
 		t.Error("failed go build: no error")
 	}

@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/fractionate/service-template/magefiles/release"
 )
 
 // Input is what the tags of a build depend on.
@@ -117,7 +119,7 @@ func reserved(name string) bool {
 func releaseTags(atHead, all []string) (tags, warnings []string) {
 	var versions []*semver.Version
 	for _, t := range atHead {
-		v, ok := parse(t)
+		v, ok := release.ParseTag(t)
 		switch {
 		case !ok:
 			warnings = append(warnings, fmt.Sprintf("ignoring tag %q at HEAD: not a release tag (v + semantic version, like v1.2.3)", t))
@@ -134,7 +136,7 @@ func releaseTags(atHead, all []string) (tags, warnings []string) {
 	// The newest final release of each major.minor decides whether vX.Y moves.
 	newest := map[string]*semver.Version{}
 	for _, t := range slices.Concat(atHead, all) {
-		if v, ok := parse(t); ok && v.Prerelease() == "" {
+		if v, ok := release.ParseTag(t); ok && v.Prerelease() == "" {
 			if n := newest[minor(v)]; n == nil || v.GreaterThan(n) {
 				newest[minor(v)] = v
 			}
@@ -147,16 +149,6 @@ func releaseTags(atHead, all []string) (tags, warnings []string) {
 		}
 	}
 	return tags, warnings
-}
-
-// parse accepts only "v" followed by a strict semantic version.
-func parse(tag string) (*semver.Version, bool) {
-	rest, ok := strings.CutPrefix(tag, "v")
-	if !ok {
-		return nil, false
-	}
-	v, err := semver.StrictNewVersion(rest)
-	return v, err == nil
 }
 
 func minor(v *semver.Version) string { return fmt.Sprintf("v%d.%d", v.Major(), v.Minor()) }

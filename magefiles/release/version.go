@@ -133,14 +133,24 @@ func NextPre(tags []string, id string, bump *Bump) (*semver.Version, error) {
 	return &v, unused(&v, vs)
 }
 
-// versions parses the tags that are "v" + strict semver.
+// ParseTag reads a release tag: "v" followed by a strict semantic version
+// (v1.2.3, v1.3.0-rc.1). Anything else (v1.2, 1.2.3, v01.2.3) is not one.
+// The image tag scheme uses the same rule, so the two never disagree.
+func ParseTag(tag string) (*semver.Version, bool) {
+	rest, ok := strings.CutPrefix(tag, "v")
+	if !ok {
+		return nil, false
+	}
+	v, err := semver.StrictNewVersion(rest)
+	return v, err == nil
+}
+
+// versions parses the tags that are release tags.
 func versions(tags []string) []*semver.Version {
 	var vs []*semver.Version
 	for _, t := range tags {
-		if rest, ok := strings.CutPrefix(t, "v"); ok {
-			if v, err := semver.StrictNewVersion(rest); err == nil {
-				vs = append(vs, v)
-			}
+		if v, ok := ParseTag(t); ok {
+			vs = append(vs, v)
 		}
 	}
 	return vs

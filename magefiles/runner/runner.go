@@ -9,7 +9,6 @@ package runner
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -190,6 +189,3 @@ func RunAll(ctx context.Context, r Runner, cmds []Cmd) error {
 	}
 	return nil
 }
-
-// ErrFailed is a convenient error for a Recorder's FailOn.
-var ErrFailed = errors.New("failed")

@@ -72,16 +72,18 @@ func TestOutputIncludesStderrOnFailure(t *testing.T) {
 	}
 }
 
+var errFailed = errors.New("failed")
+
 func TestRunAllStopsAtFirstFailure(t *testing.T) {
 	rec := &Recorder{FailOn: func(c Cmd) error {
 		if c.Name == "b" {
-			return ErrFailed
+			return errFailed
 		}
 		return nil
 	}}
 	err := RunAll(context.Background(), rec, []Cmd{Command("a"), Command("b"), Command("c")})
-	if !errors.Is(err, ErrFailed) {
-		t.Fatalf("err = %v, want ErrFailed", err)
+	if !errors.Is(err, errFailed) {
+		t.Fatalf("err = %v, want errFailed", err)
 	}
 	if got := strings.Join(rec.Lines(), ","); got != "a,b" {
 		t.Fatalf("ran %q, want a,b", got)

@@ -61,9 +61,6 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// RequireDocker skips (or, in CI, fails) the test when Docker cannot be used.
-func RequireDocker(t testing.TB) { t.Helper(); dockertest.Require(t) }
-
 // Postgres is one running Postgres container.
 type Postgres struct {
 	Container *tcpostgres.PostgresContainer
@@ -105,7 +102,7 @@ func (p *Postgres) terminate() error { return testcontainers.TerminateContainer(
 // and removes it when the test ends.
 func Dedicated(t testing.TB) *Postgres {
 	t.Helper()
-	RequireDocker(t)
+	dockertest.Require(t)
 	p, err := Start(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +119,7 @@ func Dedicated(t testing.TB) *Postgres {
 // migrated template database in it.
 func sharedPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	RequireDocker(t)
+	dockertest.Require(t)
 	once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
