@@ -2,6 +2,7 @@
 
 // The targets of this repository. Each one parses its arguments and calls a
 // plain package under magefiles/; the logic and its tests live there.
+// `test` runs test:all (unit and integration): the README's test command.
 package main
 
 import (

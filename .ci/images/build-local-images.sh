@@ -1,16 +1,19 @@
 #!/bin/bash
-# Builds local stand-ins for postgres:16-alpine and redis:7-alpine from Debian's
-# packages: CI machines cannot pull any image. Each image is built only when the
-# engine does not have it already.
+# Builds local stand-ins for postgres:16-alpine, redis:7-alpine and golang:1.26
+# from Debian's packages (and, for Go, the host's own toolchain): CI machines
+# cannot pull any image. Each image is built only when the engine does not have
+# it already.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-pg_image=${1:?usage: build-local-images.sh POSTGRES_IMAGE REDIS_IMAGE}
-redis_image=${2:?usage: build-local-images.sh POSTGRES_IMAGE REDIS_IMAGE}
+usage="usage: build-local-images.sh POSTGRES_IMAGE REDIS_IMAGE GOLANG_IMAGE"
+pg_image=${1:?$usage}
+redis_image=${2:?$usage}
+golang_image=${3:?$usage}
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
-if have "$pg_image" && have "$redis_image"; then
-  echo "ci: local images $pg_image and $redis_image present"
+if have "$pg_image" && have "$redis_image" && have "$golang_image"; then
+  echo "ci: local images $pg_image, $redis_image and $golang_image present"
   exit 0
 fi
 
@@ -22,7 +25,7 @@ command -v debootstrap >/dev/null || {
 rootfs=$(mktemp -d /var/tmp/ci-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
 echo "ci: debootstrap bookworm with postgresql-15 and redis-server (about 2 minutes)"
-debootstrap --variant=minbase --include=postgresql-15,redis-server bookworm "$rootfs" \
+debootstrap --variant=minbase --include=postgresql-15,redis-server,ca-certificates bookworm "$rootfs" \
   >"$rootfs.log" 2>&1 || { tail -20 "$rootfs.log"; exit 1; }
 rm -f "$rootfs.log"
 rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/var/lib/apt/lists/* \
@@ -41,4 +44,21 @@ if ! have "$redis_image"; then
   tar -C "$rootfs" -c . | docker import \
     -c 'ENTRYPOINT ["redis-server","--bind","0.0.0.0","--protected-mode","no","--save",""]' \
     -c 'EXPOSE 6379' - "$redis_image" >/dev/null
+fi
+if ! have "$golang_image"; then
+  # The Dockerfile's builder stage only needs `go` on PATH and CA roots for
+  # the module proxy: the host's toolchain (the version CI tests with) on the
+  # same Debian root filesystem stands in for the official image. The host's
+  # CA bundle goes in too: this network reaches the proxy through a TLS
+  # proxy whose root only the host trusts.
+  goroot=$(go env GOROOT)
+  echo "ci: importing $golang_image (Go from $goroot: $(go env GOVERSION))"
+  mkdir -p "$rootfs/usr/local/go"
+  cp -a "$goroot/." "$rootfs/usr/local/go/"
+  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  tar -C "$rootfs" -c . | docker import \
+    -c 'ENV PATH=/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c "ENV GOLANG_VERSION=$(go env GOVERSION | sed 's/^go//')" \
+    -c 'ENV GOPATH=/go' -c 'ENV GOTOOLCHAIN=local' -c 'WORKDIR /go' \
+    - "$golang_image" >/dev/null
 fi
