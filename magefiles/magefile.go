@@ -16,6 +16,7 @@ import (
 	"github.com/fractionate/service-template/magefiles/devdb"
 	"github.com/fractionate/service-template/magefiles/lint"
 	"github.com/fractionate/service-template/magefiles/runner"
+	"github.com/fractionate/service-template/magefiles/stack"
 )
 
 // Default runs when mage is called with no target.
@@ -42,9 +43,12 @@ func Check(ctx context.Context) {
 	mg.SerialCtxDeps(ctx, Lint, Test.Unit)
 }
 
-// Lint checks formatting, go.mod tidiness, go vet and golangci-lint.
+// Lint checks formatting, go.mod tidiness, go vet, golangci-lint and the compose files' rules.
 func Lint(ctx context.Context) error {
 	if err := lint.Gofmt(ctx, "."); err != nil {
+		return err
+	}
+	if err := stack.Lint(ctx, "service-template", "docker-compose.yml", "docker-compose.prod.yml"); err != nil {
 		return err
 	}
 	return runner.RunAll(ctx, exec(), lint.Checks())
