@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,7 +93,11 @@ func Run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "starting the service (its address is in the 'listening' log line); Ctrl-C stops it")
-	return r.Run(ctx, runner.Command(bin, "serve").WithEnv(env...))
+	err = r.Run(ctx, runner.Command(bin, "serve").WithEnv(env...))
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil // Ctrl-C, and the service shut down cleanly (exit 0)
+	}
+	return err
 }
 
 // buildApp compiles the service for this machine into bin/app.
