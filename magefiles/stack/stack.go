@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/distribution/reference"
 )
@@ -24,29 +26,37 @@ import (
 // .env file, so the result does not depend on the shell it runs in. name is
 // the project (stack) name.
 func Load(ctx context.Context, name string, env map[string]string, files ...string) (*types.Project, error) {
-	vars := make([]string, 0, len(env))
-	for k, v := range env {
-		vars = append(vars, k+"="+v)
+	if len(files) == 0 {
+		return nil, errors.New("no compose file given")
 	}
-	dir := "."
-	if len(files) > 0 {
-		dir = filepath.Dir(files[0])
-	}
-	opts, err := cli.NewProjectOptions(files,
-		cli.WithName(name),
-		cli.WithWorkingDirectory(dir),
-		cli.WithEnv(vars),
-		cli.WithResolvedPaths(false),
-	)
+	dir, err := filepath.Abs(filepath.Dir(files[0]))
 	if err != nil {
-		return nil, fmt.Errorf("compose files %s: %w", strings.Join(files, ", "), err)
+		return nil, err
 	}
-	p, err := opts.LoadProject(ctx)
+	details := types.ConfigDetails{WorkingDir: dir, Environment: types.Mapping(maps.Clone(env))}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("compose file: %w", err)
+		}
+		// The production file keeps `version` for docker stack deploy in
+		// Docker CLIs before 23, which refuse a file without it; compose-go
+		// would log a warning that it is obsolete. Blanking the line keeps
+		// line numbers.
+		b = topLevelVersion.ReplaceAll(b, nil)
+		details.ConfigFiles = append(details.ConfigFiles, types.ConfigFile{Filename: f, Content: b})
+	}
+	p, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
+		o.SetProjectName(name, true)
+		o.ResolvePaths = false
+	})
 	if err != nil {
 		return nil, fmt.Errorf("compose files %s: %w", strings.Join(files, ", "), err)
 	}
 	return p, nil
 }
+
+var topLevelVersion = regexp.MustCompile(`(?m)^version:.*$`)
 
 // CheckProduction returns every way p breaks the rules of a production
 // stack, joined, each naming the service and key at fault. It never quotes

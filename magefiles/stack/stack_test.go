@@ -1,11 +1,14 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 )
 
 // The committed files, as lint sees them.
@@ -242,5 +245,20 @@ func TestLint(t *testing.T) {
 	err := Lint(ctx, "service-template", localFile, bad)
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "services.app.image") {
 		t.Fatalf("error %v, want one naming %s and services.app.image", err, bad)
+	}
+}
+
+// compose-go warns that `version` is obsolete; the production file keeps it
+// on purpose (older docker stack deploy needs it), so Load keeps that quiet.
+func TestLoadIgnoresVersionQuietly(t *testing.T) {
+	var logged bytes.Buffer
+	logrus.SetOutput(&logged)
+	t.Cleanup(func() { logrus.SetOutput(os.Stderr) })
+	f := write(t, "version: \"3.9\"\nservices:\n  app:\n    image: ghcr.io/acme/api:v1\n")
+	if _, err := Load(context.Background(), "test", nil, f); err != nil {
+		t.Fatal(err)
+	}
+	if logged.Len() > 0 {
+		t.Errorf("Load logged:\n%s", logged.String())
 	}
 }

@@ -31,7 +31,10 @@ import (
 // VIPs work: dnsrr, and the app's port published in host mode, which one
 // node cannot hold for two tasks at once, hence stop-first. It never touches
 // failure_action or the health check: those are what the test checks.
+// Every file carries the production file's version: docker stack deploy
+// wants them equal.
 const swarmOverride = `
+version: "3.9"
 services:
   app:
     ports:
@@ -56,6 +59,7 @@ services:
 // badHealthOverride is a release whose health check never passes (checked
 // often, so the test does not wait 40 s for it).
 const badHealthOverride = `
+version: "3.9"
 services:
   app:
     healthcheck:
