@@ -9,6 +9,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -109,6 +110,13 @@ func (e Exec) Run(ctx context.Context, c Cmd) error {
 		return fmt.Errorf("%s: %w", c, err)
 	}
 	return nil
+}
+
+// Stopped reports whether err, from Run, says only that ctx was cancelled
+// and the command then exited cleanly: a Ctrl-C the command handled. A
+// command that failed on its way out is not Stopped.
+func Stopped(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 // Output runs c and returns its standard output, trimmed; standard error is

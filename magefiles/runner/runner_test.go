@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -107,33 +108,42 @@ func TestDryRunPrintsWithoutRunning(t *testing.T) {
 // TestExecInterruptsOnCancel: a cancelled command gets SIGINT first, so it
 // can shut down cleanly (the service drains, a migration finishes).
 func TestExecInterruptsOnCancel(t *testing.T) {
-	marker := t.TempDir() + "/interrupted"
-	ctx, cancel := context.WithCancel(t.Context())
-	ready := t.TempDir() + "/trap-set"
-	done := make(chan error, 1)
-	go func() {
-		done <- Exec{Quiet: true}.Run(ctx, Command("sh", "-c",
-			`trap 'touch `+marker+`; exit 0' INT; touch `+ready+`; while :; do sleep 0.05; done`))
-	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the command never started")
-		}
-	}
-	cancel()
-	select {
-	case err := <-done:
-		// The command exited 0 on its own; exec reports the cancellation.
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Run = %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("command did not stop after cancellation")
-	}
-	if _, err := Output(t.Context(), Command("test", "-e", marker)); err != nil {
-		t.Fatal("the command was not sent SIGINT")
+	for _, tt := range []struct {
+		exit        int
+		wantStopped bool // a clean exit after the interrupt is no failure
+	}{
+		{0, true},
+		{3, false},
+	} {
+		t.Run(fmt.Sprintf("exit %d", tt.exit), func(t *testing.T) {
+			marker := t.TempDir() + "/interrupted"
+			ctx, cancel := context.WithCancel(t.Context())
+			ready := t.TempDir() + "/trap-set"
+			done := make(chan error, 1)
+			go func() {
+				done <- Exec{Quiet: true}.Run(ctx, Command("sh", "-c",
+					fmt.Sprintf(`trap 'touch %s; exit %d' INT; touch %s; while :; do sleep 0.05; done`, marker, tt.exit, ready)))
+			}()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if _, err := os.Stat(ready); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the command never started")
+				}
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if got := Stopped(ctx, err); got != tt.wantStopped {
+					t.Errorf("Stopped(%v) = %v, want %v", err, got, tt.wantStopped)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("command did not stop after cancellation")
+			}
+			if _, err := Output(t.Context(), Command("test", "-e", marker)); err != nil {
+				t.Fatal("the command was not sent SIGINT")
+			}
+		})
 	}
 }
