@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,7 +48,7 @@ func Lint(ctx context.Context) error {
 	if err := lint.Gofmt(ctx, "."); err != nil {
 		return err
 	}
-	if err := stack.Lint(ctx, "service-template", "docker-compose.yml", "docker-compose.prod.yml"); err != nil {
+	if err := stack.Lint(ctx, "."); err != nil {
 		return err
 	}
 	return runner.RunAll(ctx, exec(), lint.Checks())
@@ -94,8 +93,8 @@ func Run(ctx context.Context) error {
 	}
 	fmt.Fprintln(os.Stderr, "starting the service (its address is in the 'listening' log line); Ctrl-C stops it")
 	err = r.Run(ctx, runner.Command(bin, "serve").WithEnv(env...))
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return nil // Ctrl-C, and the service shut down cleanly (exit 0)
+	if runner.Stopped(ctx, err) {
+		return nil // Ctrl-C, and the service shut down cleanly
 	}
 	return err
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,7 +30,7 @@ func Load(ctx context.Context, name string, env map[string]string, files ...stri
 	}
 	dir, err := filepath.Abs(filepath.Dir(files[0]))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("compose file %s: %w", files[0], err)
 	}
 	details := types.ConfigDetails{WorkingDir: dir, Environment: types.Mapping(maps.Clone(env))}
 	for _, f := range files {
@@ -39,16 +38,17 @@ func Load(ctx context.Context, name string, env map[string]string, files ...stri
 		if err != nil {
 			return nil, fmt.Errorf("compose file: %w", err)
 		}
-		// The production file keeps `version` for docker stack deploy in
-		// Docker CLIs before 23, which refuse a file without it; compose-go
-		// would log a warning that it is obsolete. Blanking the line keeps
-		// line numbers.
+		// The production file keeps `version: "3.x"` for docker stack deploy
+		// in Docker CLIs before 23, which refuse a file without it;
+		// compose-go would log a warning that it is obsolete. Blanking the
+		// line keeps line numbers. Other versions stay, and are warned of.
 		b = topLevelVersion.ReplaceAll(b, nil)
 		details.ConfigFiles = append(details.ConfigFiles, types.ConfigFile{Filename: f, Content: b})
 	}
 	p, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 		o.SetProjectName(name, true)
-		o.ResolvePaths = false
+		// docker stack deploy knows no profiles: it deploys every service.
+		o.Profiles = []string{"*"}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("compose files %s: %w", strings.Join(files, ", "), err)
@@ -56,7 +56,7 @@ func Load(ctx context.Context, name string, env map[string]string, files ...stri
 	return p, nil
 }
 
-var topLevelVersion = regexp.MustCompile(`(?m)^version:.*$`)
+var topLevelVersion = regexp.MustCompile(`(?m)^version:\s*["']?3(\.\d+)?["']?\s*(#.*)?$`)
 
 // CheckProduction returns every way p breaks the rules of a production
 // stack, joined, each naming the service and key at fault. It never quotes
@@ -71,29 +71,25 @@ func CheckProduction(p *types.Project) error {
 		if err := pinned(s.Image); err != nil {
 			fail("%s.image: %w", at, err)
 		}
-		if s.HealthCheck != nil && s.HealthCheck.Disable {
+		if hc := s.HealthCheck; hc != nil && (hc.Disable || (len(hc.Test) > 0 && hc.Test[0] == "NONE")) {
 			fail("%s.healthcheck: disabled; Swarm needs it to tell a failed update and roll it back", at)
 		}
 		for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
-			if v := s.Environment[k]; v != nil && secretLooking(k, *v) {
-				fail("%s.environment.%s: holds a secret in plain text (visible in docker inspect); use a Docker secret: %s_FILE=/run/secrets/...", at, k, k)
+			if secretLooking(k, s.Environment[k]) {
+				fail("%s.environment.%s: a secret in the service's environment is visible to docker inspect; use a Docker secret and %s_FILE=/run/secrets/...", at, k, k)
 			}
 		}
-		d := s.Deploy
-		if d == nil {
-			continue
-		}
-		if d.EndpointMode == "dnsrr" {
-			fail("%s.deploy.endpoint_mode: dnsrr bypasses the routing mesh that published ports need; keep it to test override files", at)
-		}
-		if d.Replicas != nil && *d.Replicas > 1 {
-			if d.UpdateConfig == nil || d.UpdateConfig.FailureAction != "rollback" {
-				action := "pause (the default)"
-				if d.UpdateConfig != nil && d.UpdateConfig.FailureAction != "" {
-					action = d.UpdateConfig.FailureAction
-				}
-				fail("%s.deploy.update_config.failure_action: %s, want rollback: a failed update must undo itself", at, action)
+		action := "pause (the default)"
+		if d := s.Deploy; d != nil {
+			if d.EndpointMode == "dnsrr" {
+				fail("%s.deploy.endpoint_mode: dnsrr cannot serve ports published through the routing mesh; it belongs in test override files", at)
 			}
+			if d.UpdateConfig != nil && d.UpdateConfig.FailureAction != "" {
+				action = d.UpdateConfig.FailureAction
+			}
+		}
+		if action != "rollback" {
+			fail("%s.deploy.update_config.failure_action: %s, want rollback: a failed update must undo itself", at, action)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.Secrets)) {
@@ -104,8 +100,8 @@ func CheckProduction(p *types.Project) error {
 	return errors.Join(errs...)
 }
 
-// pinned says whether image names one release: a tag other than latest, or
-// a digest.
+// pinned says whether image is fixed by the file: a tag other than latest
+// (what the tag means is the registry's business), or a digest.
 func pinned(image string) error {
 	if image == "" {
 		return errors.New("missing: a production service runs a released image")
@@ -127,47 +123,59 @@ func pinned(image string) error {
 	return nil
 }
 
-// secretSuffixes end the names of variables that hold secrets by
-// convention; their _FILE forms point at a secret and are fine.
-var secretSuffixes = []string{"PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE_KEY"}
+// secretNames end the names of variables that hold secrets by convention.
+// Whatever their value (a literal, or ${VAR} filled in from the deployer's
+// shell), it lands in the service spec; their _FILE forms point at a
+// secret and are fine.
+var secretNames = []string{"PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE_KEY", "DATABASE_URL", "_DSN"}
 
-// secretLooking says whether the variable k=v carries a secret: by its name,
-// or because v is a URL with a password in it (a database URL).
-func secretLooking(k, v string) bool {
-	if v == "" || strings.HasSuffix(k, "_FILE") {
+// urlWithPassword matches scheme://user:password@...; by hand, because
+// url.Parse gives up on the many generated passwords that hold / ? or #.
+var urlWithPassword = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*:[^@\s]+@`)
+
+// secretLooking says whether the variable k (value v, nil when the file
+// passes it through from the deployer's shell) carries a secret: by its
+// name, or because v is a URL with a password in it.
+func secretLooking(k string, v *string) bool {
+	upper := strings.ToUpper(k)
+	if strings.HasSuffix(upper, "_FILE") {
 		return false
 	}
-	upper := strings.ToUpper(k)
-	for _, s := range secretSuffixes {
+	for _, s := range secretNames {
 		if strings.HasSuffix(upper, s) {
 			return true
 		}
 	}
-	u, err := url.Parse(v)
-	if err != nil || u.User == nil {
-		return false
-	}
-	_, hasPassword := u.User.Password()
-	return hasPassword
+	return v != nil && urlWithPassword.MatchString(*v)
 }
 
-// Lint checks the committed files: the local one loads, and the production
-// one keeps the production rules. Unset, IMAGE_TAG must stop a deploy
-// (${IMAGE_TAG:?...}) or fall back to something the rules accept, never
-// latest; when it stops the load, the file is checked with a stand-in
-// release tag instead (lint checks the file, not a release).
-func Lint(ctx context.Context, name, localFile, prodFile string) error {
-	if _, err := Load(ctx, name, nil, localFile); err != nil {
+// The committed files, relative to the repository root, and the stack
+// they make.
+const (
+	LocalFile      = "docker-compose.yml"
+	ProductionFile = "docker-compose.prod.yml"
+	Name           = "service-template"
+)
+
+// Lint checks the committed files under dir: the local one loads, and the
+// production one keeps the production rules. Unset, IMAGE_TAG must stop a
+// deploy (${IMAGE_TAG:?...}) or fall back to something the rules accept,
+// never latest; when it stops the load, the file is checked with a
+// stand-in release tag instead (lint checks the file, not a release).
+func Lint(ctx context.Context, dir string) error {
+	local, prod := filepath.Join(dir, LocalFile), filepath.Join(dir, ProductionFile)
+	if _, err := Load(ctx, Name, nil, local); err != nil {
 		return err
 	}
-	p, err := Load(ctx, name, nil, prodFile)
+	p, err := Load(ctx, Name, nil, prod)
+	if err != nil && strings.Contains(err.Error(), "IMAGE_TAG") {
+		p, err = Load(ctx, Name, map[string]string{"IMAGE_TAG": "v0.0.0"}, prod)
+	}
 	if err != nil {
-		if p, err = Load(ctx, name, map[string]string{"IMAGE_TAG": "v0.0.0"}, prodFile); err != nil {
-			return err
-		}
+		return err
 	}
 	if err := CheckProduction(p); err != nil {
-		return fmt.Errorf("%s:\n%w", prodFile, err)
+		return fmt.Errorf("%s:\n%w", prod, err)
 	}
 	return nil
 }

@@ -78,54 +78,85 @@ services:
 	}
 }
 
+// rollsBack is the deploy section every production service needs; rows
+// add it unless they test its absence.
+const rollsBack = `
+    deploy:
+      update_config:
+        failure_action: rollback
+`
+
 func TestCheckProduction(t *testing.T) {
 	const canary = "hunter2canary"
 	tests := []struct {
 		name string
 		yaml string
+		env  map[string]string
 		want []string // substrings of the error; none means no error
 	}{
 		{"release tag", `
 services:
   app:
-    image: ghcr.io/acme/api:v1.2.3
-`, nil},
-		{"digest", `
+    image: ghcr.io/acme/api:v1.2.3` + rollsBack, nil, nil},
+		{"digest, and a registry with a port", `
 services:
   app:
-    image: ghcr.io/acme/api@sha256:` + strings.Repeat("a", 64) + `
-`, nil},
+    image: registry.local:5000/acme/api@sha256:` + strings.Repeat("a", 64) + rollsBack, nil, nil},
 		{"untagged means latest", `
 services:
   app:
-    image: ghcr.io/acme/api
-`, []string{"services.app.image", "no tag"}},
+    image: ghcr.io/acme/api` + rollsBack, nil, []string{"services.app.image", "no tag"}},
 		{"latest", `
 services:
   app:
-    image: ghcr.io/acme/api:latest
-`, []string{"services.app.image", "never runs latest"}},
+    image: ghcr.io/acme/api:latest` + rollsBack, nil, []string{"services.app.image", "never runs latest"}},
+		{"latest from a default", `
+services:
+  app:
+    image: ghcr.io/acme/api:${IMAGE_TAG:-latest}` + rollsBack, nil, []string{"services.app.image", "never runs latest"}},
 		{"health check disabled", `
 services:
   app:
     image: ghcr.io/acme/api:v1
     healthcheck:
-      disable: true
-`, []string{"services.app.healthcheck"}},
+      disable: true` + rollsBack, nil, []string{"services.app.healthcheck"}},
+		{"health check NONE", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1
+    healthcheck:
+      test: ["NONE"]` + rollsBack, nil, []string{"services.app.healthcheck"}},
 		{"database URL with a password", `
 services:
   app:
     image: ghcr.io/acme/api:v1
     environment:
-      DATABASE_URL: postgres://app:` + canary + `@db/app
-`, []string{"services.app.environment.DATABASE_URL", "DATABASE_URL_FILE"}},
+      CACHE_URL: redis://:` + canary + `@redis:6379/0` + rollsBack, nil, []string{"services.app.environment.CACHE_URL", "CACHE_URL_FILE"}},
+		{"a password with / in a URL", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1
+    environment:
+      CACHE_URL: redis://app:ab/` + canary + `@redis:6379/0` + rollsBack, nil, []string{"services.app.environment.CACHE_URL"}},
 		{"password by name", `
 services:
   db:
     image: postgres:16-alpine
     environment:
-      POSTGRES_PASSWORD: ` + canary + `
-`, []string{"services.db.environment.POSTGRES_PASSWORD"}},
+      POSTGRES_PASSWORD: ` + canary + rollsBack, nil, []string{"services.db.environment.POSTGRES_PASSWORD"}},
+		{"secret filled in from the deployer's shell", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1
+    environment:
+      JWT_SECRET: ${JWT_SECRET}
+      DATABASE_URL: ${DATABASE_URL}` + rollsBack, map[string]string{"JWT_SECRET": canary}, []string{"services.app.environment.DATABASE_URL", "services.app.environment.JWT_SECRET"}},
+		{"secret passed through by name", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1
+    environment:
+      - API_TOKEN` + rollsBack, nil, []string{"services.app.environment.API_TOKEN"}},
 		{"secrets by file and URLs without passwords are fine", `
 services:
   db:
@@ -133,60 +164,61 @@ services:
     environment:
       POSTGRES_PASSWORD_FILE: /run/secrets/postgres_password
       REDIS_URL: redis://redis:6379/0
-      PUBLIC_URL: https://example.com/
-`, nil},
+      PUBLIC_URL: https://example.com/a:b@c` + rollsBack, nil, nil},
 		{"dnsrr", `
 services:
   app:
     image: ghcr.io/acme/api:v1
     deploy:
       endpoint_mode: dnsrr
-`, []string{"services.app.deploy.endpoint_mode", "dnsrr"}},
-		{"replicated without rollback", `
-services:
-  app:
-    image: ghcr.io/acme/api:v1
-    deploy:
-      replicas: 2
-`, []string{"services.app.deploy.update_config.failure_action", "pause (the default)"}},
-		{"replicated with continue", `
-services:
-  app:
-    image: ghcr.io/acme/api:v1
-    deploy:
-      replicas: 3
-      update_config:
-        failure_action: continue
-`, []string{"services.app.deploy.update_config.failure_action", "continue, want rollback"}},
-		{"replicated with rollback", `
-services:
-  app:
-    image: ghcr.io/acme/api:v1
-    deploy:
-      replicas: 2
       update_config:
         failure_action: rollback
-`, nil},
+`, nil, []string{"services.app.deploy.endpoint_mode", "dnsrr"}},
+		{"no deploy section", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1
+`, nil, []string{"services.app.deploy.update_config.failure_action", "pause (the default)"}},
+		{"one replica without rollback", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1
+    deploy:
+      replicas: 1
+`, nil, []string{"services.app.deploy.update_config.failure_action", "pause (the default)"}},
+		{"global with continue", `
+services:
+  agent:
+    image: ghcr.io/acme/agent:v1
+    deploy:
+      mode: global
+      update_config:
+        failure_action: continue
+`, nil, []string{"services.agent.deploy.update_config.failure_action", "continue, want rollback"}},
+		{"service behind a profile", `
+services:
+  debug:
+    image: ghcr.io/acme/debug:latest
+    profiles: [debug]` + rollsBack, nil, []string{"services.debug.image"}},
 		{"secret from a file", `
 services:
   app:
     image: ghcr.io/acme/api:v1
-    secrets: [database_url]
+    secrets: [database_url]` + rollsBack + `
 secrets:
   database_url:
     file: ./database_url.txt
-`, []string{"secrets.database_url", "not external"}},
+`, nil, []string{"secrets.database_url", "not external"}},
 		{"every fault at once, sorted", `
 services:
   b:
-    image: b:latest
+    image: b:latest` + rollsBack + `
   a:
-    image: a
-`, []string{"services.a.image", "services.b.image"}},
+    image: a` + rollsBack, nil, []string{"services.a.image", "services.b.image"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := Load(context.Background(), "test", nil, write(t, tt.yaml))
+			p, err := Load(context.Background(), "test", tt.env, write(t, tt.yaml))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,13 +270,34 @@ func write(t *testing.T, yaml string) string {
 
 func TestLint(t *testing.T) {
 	ctx := context.Background()
-	if err := Lint(ctx, "service-template", localFile, prodFile); err != nil {
+	if err := Lint(ctx, "../.."); err != nil {
 		t.Fatalf("the committed files: %v", err)
 	}
-	bad := write(t, "services:\n  app:\n    image: ghcr.io/acme/api:${IMAGE_TAG:-latest}\n")
-	err := Lint(ctx, "service-template", localFile, bad)
-	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "services.app.image") {
-		t.Fatalf("error %v, want one naming %s and services.app.image", err, bad)
+	for _, tt := range []struct {
+		name, prod string
+		want       []string
+	}{
+		{"latest when IMAGE_TAG is unset", "services:\n  app:\n    image: ghcr.io/acme/api:${IMAGE_TAG:-latest}" + rollsBack, []string{"services.app.image", "latest"}},
+		{"a fault besides the required IMAGE_TAG", "services:\n  app:\n    image: ghcr.io/acme/api:${IMAGE_TAG:?set it}\n", []string{"services.app.deploy.update_config.failure_action"}},
+		{"a load error", "services:\n  app:\n    image: [not, a, string]\n", []string{"services.app.image"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for f, s := range map[string]string{LocalFile: "services:\n  app:\n    image: x\n", ProductionFile: tt.prod} {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := Lint(ctx, dir)
+			if err == nil {
+				t.Fatalf("no error, want one with %q", tt.want)
+			}
+			for _, w := range append([]string{ProductionFile}, tt.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
 	}
 }
 
