@@ -41,7 +41,13 @@ func Require(t testing.TB) {
 	if pingErr == nil {
 		return
 	}
-	reason := "integration test needs a Docker engine: " + pingErr.Error()
+	Missing(t, "integration test needs a Docker engine: "+pingErr.Error())
+}
+
+// Missing skips t for want of something Docker-related, giving the reason,
+// or fails it under TEST_REQUIRE_DOCKER=1.
+func Missing(t testing.TB, reason string) {
+	t.Helper()
 	if os.Getenv("TEST_REQUIRE_DOCKER") == "1" {
 		t.Fatal(reason + " (TEST_REQUIRE_DOCKER=1)")
 	}

@@ -14,10 +14,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -28,11 +28,13 @@ import (
 
 // swarmOverride holds the test-only differences from the production file.
 // There is no IPVS on the test machines, so neither the routing mesh nor
-// VIPs work: dnsrr, and the app's port published in host mode, which one
-// node cannot hold for two tasks at once, hence stop-first. It never touches
-// failure_action or the health check: those are what the test checks.
-// Every file carries the production file's version: docker stack deploy
-// wants them equal.
+// VIPs work: dnsrr, and the app's port published in host mode (it replaces
+// the production port because docker stack deploy merges ports by published
+// port, and both files publish ${HTTP_PORT}); one node cannot hold a
+// host-mode port for two tasks at once, hence stop-first. It never touches
+// failure_action or the health check: those are what the test checks. Every
+// file carries the production file's version: docker stack deploy wants them
+// equal.
 const swarmOverride = `
 version: "3.9"
 services:
@@ -76,15 +78,21 @@ services:
 // The test turns the engine into a Swarm of its own for a minute and leaves
 // it afterwards, so it runs only when TEST_SWARM=1 says that is fine (CI
 // sets it), and skips on an engine already in a Swarm rather than touch it.
+// Its waits stop 90 s before go test's deadline, so its clean-up always runs.
 func TestIntegrationProductionStackRollsBack(t *testing.T) {
 	dockertest.Require(t)
 	if os.Getenv("TEST_SWARM") != "1" {
 		t.Skip("set TEST_SWARM=1 to let this test make the engine a single-node Swarm for a minute (it leaves it afterwards)")
 	}
 	if _, err := exec.LookPath("docker"); err != nil {
-		requireOrSkip(t, "needs the docker CLI for docker stack deploy: "+err.Error())
+		dockertest.Missing(t, "needs the docker CLI for docker stack deploy: "+err.Error())
 	}
 	ctx := t.Context()
+	if deadline, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-90*time.Second))
+		t.Cleanup(cancel)
+	}
 	cli, err := dockerimage.NewClient()
 	if err != nil {
 		t.Fatal(err)
@@ -97,24 +105,39 @@ func TestIntegrationProductionStackRollsBack(t *testing.T) {
 	if state := info.Info.Swarm.LocalNodeState; state != swarm.LocalNodeStateInactive {
 		t.Skipf("the engine is in a Swarm already (%s): this test only uses a Swarm of its own", state)
 	}
-	hadGWBridge := docker(t, nil, "", "network", "ls", "-q", "--filter", "name=^docker_gwbridge$") != ""
-	docker(t, nil, "", "swarm", "init", "--advertise-addr", "127.0.0.1")
+	gwBridge := networkExists(t, cli, "docker_gwbridge")
 	t.Cleanup(func() {
-		cleanup(t, "swarm", "leave", "--force")
-		if !hadGWBridge {
-			cleanup(t, "network", "rm", "docker_gwbridge")
+		ctx, cancel := cleanupContext()
+		defer cancel()
+		if _, err := cli.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+			t.Errorf("cleanup: leave the Swarm: %v", err)
+		}
+		// swarm init makes this network and leaving keeps it.
+		if !gwBridge {
+			if _, err := cli.NetworkRemove(ctx, "docker_gwbridge", client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+				t.Logf("cleanup: remove docker_gwbridge: %v", err)
+			}
 		}
 	})
+	if _, err := cli.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
+		t.Fatalf("swarm init: %v", err)
+	}
 
 	u := uniqueID(t)
 	name := "stacktest" + u
-	repository := "localhost/stack-test"
 	tag := "v0.0.0-test." + u
-	buildAppImage(t, cli, repository, tag)
+	buildAppImage(t, ctx, cli, "localhost/stack-test", tag)
 
 	password := "pw" + uniqueID(t)
-	docker(t, nil, password, "secret", "create", "postgres_password", "-")
-	docker(t, nil, "postgres://app:"+password+"@postgres:5432/app?sslmode=disable", "secret", "create", "database_url", "-")
+	for secret, value := range map[string]string{
+		"postgres_password": password,
+		"database_url":      "postgres://app:" + password + "@postgres:5432/app?sslmode=disable",
+	} {
+		spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: secret}, Data: []byte(value)}
+		if _, err := cli.SecretCreate(ctx, client.SecretCreateOptions{Spec: spec}); err != nil {
+			t.Fatalf("create secret %s: %v", secret, err)
+		}
+	}
 
 	port := freePort(t)
 	env := []string{
@@ -130,18 +153,23 @@ func TestIntegrationProductionStackRollsBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deploy := func(env []string, files ...string) {
+	deploy := func(t *testing.T, env []string, files ...string) {
+		t.Helper()
 		args := []string{"stack", "deploy", "--resolve-image", "never"}
-		for _, f := range append([]string{prodFile, override}, files...) {
+		for _, f := range append([]string{"../../" + ProductionFile, override}, files...) {
 			args = append(args, "-c", f)
 		}
-		docker(t, env, "", append(args, name)...)
+		if _, err := runner.Output(ctx, runner.Command("docker", append(args, name)...).WithEnv(env...)); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	deploy(env)
-	t.Cleanup(func() { removeStack(t, name) })
+	// Registered before the deploy: a deploy that fails half-way has made
+	// services and a volume already.
+	t.Cleanup(func() { removeStack(t, cli, name) })
+	deploy(t, env)
 	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", port)
-	waitReady(t, ready, 2*time.Minute)
+	waitReady(t, ctx, ready, 2*time.Minute)
 
 	service := name + "_app"
 	raw, err := cli.ServiceInspect(ctx, service, client.ServiceInspectOptions{})
@@ -161,31 +189,32 @@ func TestIntegrationProductionStackRollsBack(t *testing.T) {
 		{"a release that never turns healthy", env, []string{badHealth}},
 	} {
 		t.Run(bad.name, func(t *testing.T) {
-			before := inspect(t, cli, service)
-			deploy(bad.env, bad.files...)
-			after := waitUpdate(t, cli, service, before, 3*time.Minute)
+			before := inspect(t, ctx, cli, service)
+			deploy(t, bad.env, bad.files...)
+			after := waitUpdate(t, ctx, cli, service, before, 2*time.Minute)
 			if after.UpdateStatus.State != swarm.UpdateStateRollbackCompleted {
 				t.Fatalf("update ended %s (%s), want %s", after.UpdateStatus.State, after.UpdateStatus.Message, swarm.UpdateStateRollbackCompleted)
 			}
 			if got, want := after.Spec.TaskTemplate.ContainerSpec, before.Spec.TaskTemplate.ContainerSpec; !slices.Equal(got.Env, want.Env) || fmt.Sprint(got.Healthcheck) != fmt.Sprint(want.Healthcheck) {
 				t.Errorf("after the rollback the spec is env %v healthcheck %v, want the previous env %v healthcheck %v", got.Env, got.Healthcheck, want.Env, want.Healthcheck)
 			}
-			waitReady(t, ready, time.Minute)
+			waitReady(t, ctx, ready, time.Minute)
 		})
 	}
 }
 
 // waitUpdate waits for the update that starts after before to end, and
 // returns the service then.
-func waitUpdate(t *testing.T, cli *client.Client, service string, before swarm.Service, timeout time.Duration) swarm.Service {
+func waitUpdate(t *testing.T, ctx context.Context, cli *client.Client, service string, before swarm.Service, timeout time.Duration) swarm.Service {
 	t.Helper()
 	var started time.Time
 	if before.UpdateStatus != nil && before.UpdateStatus.StartedAt != nil {
 		started = *before.UpdateStatus.StartedAt
 	}
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	for {
-		s := inspect(t, cli, service)
+		s := inspect(t, ctx, cli, service)
 		if st := s.UpdateStatus; st != nil && st.StartedAt != nil && st.StartedAt.After(started) {
 			switch st.State {
 			case swarm.UpdateStateCompleted, swarm.UpdateStateRollbackCompleted,
@@ -193,118 +222,129 @@ func waitUpdate(t *testing.T, cli *client.Client, service string, before swarm.S
 				return s
 			}
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-ctx.Done():
 			t.Fatalf("%s: no update ended within %s (status %+v)", service, timeout, s.UpdateStatus)
+		case <-time.After(time.Second):
 		}
-		time.Sleep(time.Second)
 	}
 }
 
-func inspect(t *testing.T, cli *client.Client, service string) swarm.Service {
+func inspect(t *testing.T, ctx context.Context, cli *client.Client, service string) swarm.Service {
 	t.Helper()
-	r, err := cli.ServiceInspect(context.Background(), service, client.ServiceInspectOptions{})
+	r, err := cli.ServiceInspect(ctx, service, client.ServiceInspectOptions{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("inspect %s: %v", service, err)
 	}
 	return r.Service
 }
 
-func waitReady(t *testing.T, url string, timeout time.Duration) {
+func waitReady(t *testing.T, ctx context.Context, url string, timeout time.Duration) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	c := http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
+		err := func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
 			}
-			err = fmt.Errorf("status %s", resp.Status)
+			resp, err := c.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %s", resp.Status)
+			}
+			return nil
+		}()
+		if err == nil {
+			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-ctx.Done():
 			t.Fatalf("GET %s: not ready within %s: %v", url, timeout, err)
+		case <-time.After(time.Second):
 		}
-		time.Sleep(time.Second)
 	}
 }
 
 // removeStack removes the stack and waits for its containers to go, then
-// removes its volumes (docker stack rm leaves them).
-func removeStack(t *testing.T, name string) {
+// removes its volumes, which docker stack rm leaves behind.
+func removeStack(t *testing.T, cli *client.Client, name string) {
 	t.Helper()
-	cleanup(t, "stack", "rm", name)
-	label := "label=com.docker.stack.namespace=" + name
-	deadline := time.Now().Add(time.Minute)
-	for cleanup(t, "ps", "-aq", "--filter", label) != "" {
-		if time.Now().After(deadline) {
-			t.Errorf("cleanup: containers of stack %s still there after a minute", name)
+	ctx, cancel := cleanupContext()
+	defer cancel()
+	if _, err := runner.Output(ctx, runner.Command("docker", "stack", "rm", name)); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	stack := client.Filters{}.Add("label", "com.docker.stack.namespace="+name)
+	for {
+		cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: stack})
+		if err != nil {
+			t.Errorf("cleanup: containers of stack %s: %v", name, err)
+			return
+		}
+		if len(cs.Items) == 0 {
 			break
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Errorf("cleanup: %d containers of stack %s still there", len(cs.Items), name)
+			return
+		case <-time.After(time.Second):
+		}
 	}
-	if vols := strings.Fields(cleanup(t, "volume", "ls", "-q", "--filter", label)); len(vols) > 0 {
-		cleanup(t, append([]string{"volume", "rm"}, vols...)...)
+	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: stack})
+	if err != nil {
+		t.Errorf("cleanup: volumes of stack %s: %v", name, err)
+		return
+	}
+	for _, v := range vs.Items {
+		if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err != nil {
+			t.Errorf("cleanup: remove volume %s: %v", v.Name, err)
+		}
 	}
 }
 
-func buildAppImage(t *testing.T, cli *client.Client, repository, tag string) {
+// cleanupContext bounds a clean-up, which runs after the test's own
+// context is gone.
+func cleanupContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), time.Minute)
+}
+
+func networkExists(t *testing.T, cli *client.Client, name string) bool {
+	t.Helper()
+	ns, err := cli.NetworkList(t.Context(), client.NetworkListOptions{Filters: client.Filters{}.Add("name", "^"+name+"$")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ns.Items) > 0
+}
+
+func buildAppImage(t *testing.T, ctx context.Context, cli *client.Client, repository, tag string) {
 	t.Helper()
 	dir := t.TempDir()
-	if err := dockerimage.CopyRepo(t.Context(), "../..", dir); err != nil {
+	if err := dockerimage.CopyRepo(ctx, "../..", dir); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	b, err := dockerimage.BuildImage(t.Context(), runner.Exec{Quiet: true, Stderr: &out}, cli, dockerimage.Plan{
+	b, err := dockerimage.BuildImage(ctx, runner.Exec{Quiet: true, Stderr: &out}, cli, dockerimage.Plan{
 		Dir: dir, Repository: repository, Tags: []string{tag}, Out: &out,
 		Stamp: dockerimage.Stamp{Version: tag, Commit: "test", Title: "stack-test"},
 	})
 	if err != nil {
 		t.Fatalf("build the app image: %v\n%s", err, out.String())
 	}
-	t.Cleanup(func() { cleanup(t, "image", "rm", "--force", b.ID) })
-}
-
-// docker runs the docker CLI with env added to the process's environment
-// and stdin as its input, and returns its trimmed output; a failure fails
-// the test with the output.
-func docker(t *testing.T, env []string, stdin string, args ...string) string {
-	t.Helper()
-	out, err := runDocker(env, stdin, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// cleanup is docker for t.Cleanup: a failure is reported, and the other
-// clean-ups still run.
-func cleanup(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := runDocker(nil, "", args...)
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	return out
-}
-
-func runDocker(env []string, stdin string, args ...string) (string, error) {
-	cmd := exec.Command("docker", args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("docker %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-func requireOrSkip(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv("TEST_REQUIRE_DOCKER") == "1" {
-		t.Fatal(reason + " (TEST_REQUIRE_DOCKER=1)")
-	}
-	t.Skip(reason)
+	t.Cleanup(func() {
+		ctx, cancel := cleanupContext()
+		defer cancel()
+		if _, err := cli.ImageRemove(ctx, b.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("cleanup: remove image %s: %v", b.ID, err)
+		}
+	})
 }
 
 func freePort(t *testing.T) int {
