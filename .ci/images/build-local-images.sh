@@ -12,6 +12,15 @@ redis_image=${2:?$usage}
 golang_image=${3:?$usage}
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
+# The Go stand-in must carry the host's Go release (the tests compare the
+# binaries it builds with the host's): an older one is rebuilt.
+host_go=$(go env GOVERSION | sed 's/^go//')
+if have "$golang_image" &&
+  ! docker image inspect "$golang_image" --format '{{range .Config.Env}}{{println .}}{{end}}' |
+    grep -qx "GOLANG_VERSION=$host_go"; then
+  echo "ci: $golang_image does not carry Go $host_go; rebuilding it"
+  docker rmi "$golang_image" >/dev/null
+fi
 if have "$pg_image" && have "$redis_image" && have "$golang_image"; then
   echo "ci: local images $pg_image, $redis_image and $golang_image present"
   exit 0
@@ -54,11 +63,11 @@ if ! have "$golang_image"; then
   goroot=$(go env GOROOT)
   echo "ci: importing $golang_image (Go from $goroot: $(go env GOVERSION))"
   mkdir -p "$rootfs/usr/local/go"
-  cp -a "$goroot/." "$rootfs/usr/local/go/"
+  cp -aL "$goroot/." "$rootfs/usr/local/go/" # -L: Debian's Go links into /usr/share
   cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
   tar -C "$rootfs" -c . | docker import \
     -c 'ENV PATH=/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    -c "ENV GOLANG_VERSION=$(go env GOVERSION | sed 's/^go//')" \
+    -c "ENV GOLANG_VERSION=$host_go" \
     -c 'ENV GOPATH=/go' -c 'ENV GOTOOLCHAIN=local' -c 'WORKDIR /go' \
     - "$golang_image" >/dev/null
 fi
