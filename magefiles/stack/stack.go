@@ -56,7 +56,7 @@ func Load(ctx context.Context, name string, env map[string]string, files ...stri
 	return p, nil
 }
 
-var topLevelVersion = regexp.MustCompile(`(?m)^version:\s*["']?3(\.\d+)?["']?\s*(#.*)?$`)
+var topLevelVersion = regexp.MustCompile(`(?m)^version:[ \t]*["']?3(\.\d+)?["']?[ \t]*(#.*)?$`)
 
 // CheckProduction returns every way p breaks the rules of a production
 // stack, joined, each naming the service and key at fault. It never quotes

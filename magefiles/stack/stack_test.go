@@ -314,4 +314,15 @@ func TestLoadIgnoresVersionQuietly(t *testing.T) {
 	if logged.Len() > 0 {
 		t.Errorf("Load logged:\n%s", logged.String())
 	}
+	// Only a 3.x line goes, and no line with it.
+	for in, want := range map[string]string{
+		"version: \"3.9\" # why\n\nservices: {}\n": "\n\nservices: {}\n",
+		"version: \"3.9\"\n\nservices: {}\n":       "\n\nservices: {}\n",
+		"version: '3'\nservices: {}\n":             "\nservices: {}\n",
+		"version: \"2.4\"\nservices: {}\n":         "version: \"2.4\"\nservices: {}\n",
+	} {
+		if got := string(topLevelVersion.ReplaceAll([]byte(in), nil)); got != want {
+			t.Errorf("blanking the version of %q gave %q, want %q", in, got, want)
+		}
+	}
 }
