@@ -75,20 +75,10 @@ func appCmd(t *testing.T, env map[string]string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startApp runs `app serve` and waits until /health answers.
 func startApp(t *testing.T, env map[string]string) *app {
 	t.Helper()
-	port := freePort(t)
+	port := dockertest.FreePort(t)
 	env["HTTP_PORT"] = strconv.Itoa(port)
 	env["HTTP_HOST"] = "127.0.0.1"
 	cmd := appCmd(t, env, "serve")
@@ -471,7 +461,7 @@ func TestHealthcheckCommand(t *testing.T) {
 		})
 	}
 	// Nothing listening at all.
-	out, err := appCmd(t, map[string]string{"HTTP_PORT": strconv.Itoa(freePort(t))}, "healthcheck").CombinedOutput()
+	out, err := appCmd(t, map[string]string{"HTTP_PORT": strconv.Itoa(dockertest.FreePort(t))}, "healthcheck").CombinedOutput()
 	if err == nil {
 		t.Fatalf("healthcheck with no server succeeded:\n%s", out)
 	}

@@ -10,6 +10,9 @@ package dockertest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -64,4 +67,27 @@ func ping() error {
 	defer cancel()
 	_, err = c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 	return err
+}
+
+// Unique returns a random suffix for the names of what a test creates
+// (images, stacks, containers), so runs side by side never collide.
+func Unique(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago: for a
+// server a test starts, or a port it publishes.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

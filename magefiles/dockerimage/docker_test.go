@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -58,15 +57,6 @@ func engine(t *testing.T) *client.Client {
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
-}
-
-func uniq(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // repoCopy copies the repository (git-tracked and unignored files) into a
@@ -167,7 +157,7 @@ func buildTestImage(t *testing.T, cli *client.Client, dir, repository string, ta
 func TestIntegrationImageRunsLockedDown(t *testing.T) {
 	cli := engine(t)
 	ctx := context.Background()
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	stamp := testStamp(u)
 	b := buildTestImage(t, cli, repoCopy(t), "localhost/dockerimage-test", []string{"run-" + u}, stamp)
 
@@ -316,7 +306,7 @@ func TestIntegrationImageRunsLockedDown(t *testing.T) {
 func TestIntegrationImageHoldsNoSecrets(t *testing.T) {
 	cli := engine(t)
 	ctx := context.Background()
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	canary := "CANARY-" + u + "-do-not-ship"
 	dir := repoCopy(t)
 	writeTree(t, dir, map[string]string{
@@ -451,7 +441,7 @@ func startRegistry(t *testing.T, mw func(http.Handler) http.Handler) string {
 func TestIntegrationPushAndPullBackByDigest(t *testing.T) {
 	cli := engine(t)
 	ctx := context.Background()
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	host := startRegistry(t, nil)
 	repository, err := ImageName(host, "Fractionate/Service-Template", "", "")
 	if err != nil {
@@ -534,7 +524,7 @@ func basicAuth(user, pass string) func(http.Handler) http.Handler {
 func TestIntegrationPushRefusedWithWrongPassword(t *testing.T) {
 	cli := engine(t)
 	ctx := context.Background()
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	right, wrong := "right-"+u, "WRONG-canary-"+u
 	host := startRegistry(t, basicAuth("ci", right))
 	repository := host + "/acme/api"
@@ -588,7 +578,7 @@ func immutableTags(next http.Handler) http.Handler {
 func TestIntegrationPushRefusedImmutableTag(t *testing.T) {
 	cli := engine(t)
 	ctx := context.Background()
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	host := startRegistry(t, immutableTags)
 	repository := host + "/acme/api"
 	tags := []string{"v1.0.0", "v1.0"}
@@ -623,7 +613,7 @@ func TestIntegrationPushRefusedImmutableTag(t *testing.T) {
 
 func TestIntegrationPushUnreachableRegistry(t *testing.T) {
 	cli := engine(t)
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -648,7 +638,7 @@ func TestIntegrationPushUnreachableRegistry(t *testing.T) {
 func TestIntegrationBuildUnknownTargetTagsNothing(t *testing.T) {
 	cli := engine(t)
 	ctx := context.Background()
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	dir := repoCopy(t)
 	repository := "localhost/dockerimage-test"
 	tags := []string{"unknown-" + u}
@@ -669,7 +659,7 @@ func TestIntegrationBuildUnknownTargetTagsNothing(t *testing.T) {
 // fails (here: the prebuilt stage without its binary).
 func TestIntegrationBuildErrorVerbatim(t *testing.T) {
 	cli := engine(t)
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	dir := repoCopy(t)
 	repository := "localhost/dockerimage-test"
 	tags := []string{"broken-" + u}
@@ -710,7 +700,7 @@ func TestIntegrationRuntimeTargetMatchesPrebuilt(t *testing.T) {
 	}
 	cli := engine(t)
 	ctx := context.Background()
-	u := uniq(t)
+	u := dockertest.Unique(t)
 	dir := repoCopy(t)
 	stamp := testStamp(u)
 	repository := "localhost/dockerimage-test"

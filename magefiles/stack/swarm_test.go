@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -123,12 +120,12 @@ func TestIntegrationProductionStackRollsBack(t *testing.T) {
 		t.Fatalf("swarm init: %v", err)
 	}
 
-	u := uniqueID(t)
+	u := dockertest.Unique(t)
 	name := "stacktest" + u
 	tag := "v0.0.0-test." + u
 	buildAppImage(t, ctx, cli, "localhost/stack-test", tag)
 
-	password := "pw" + uniqueID(t)
+	password := "pw" + dockertest.Unique(t)
 	for secret, value := range map[string]string{
 		"postgres_password": password,
 		"database_url":      "postgres://app:" + password + "@postgres:5432/app?sslmode=disable",
@@ -139,7 +136,7 @@ func TestIntegrationProductionStackRollsBack(t *testing.T) {
 		}
 	}
 
-	port := freePort(t)
+	port := dockertest.FreePort(t)
 	env := []string{
 		"REGISTRY=localhost", "IMAGE_NAME=stack-test", "IMAGE_TAG=" + tag,
 		"HTTP_PORT=" + strconv.Itoa(port), "APP_ENV=production",
@@ -345,23 +342,4 @@ func buildAppImage(t *testing.T, ctx context.Context, cli *client.Client, reposi
 			t.Errorf("cleanup: remove image %s: %v", b.ID, err)
 		}
 	})
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func uniqueID(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
