@@ -90,3 +90,5 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	mvdan.cc/sh/v3 v3.7.0 // indirect
 )
+
+tool github.com/magefile/mage
