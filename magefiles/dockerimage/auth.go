@@ -29,11 +29,12 @@ func (c Credentials) Anonymous() bool {
 	return c.Username == "" && !c.Password.IsSet() && !c.IdentityToken.IsSet() && !c.RegistryToken.IsSet()
 }
 
-// header encodes c for the engine's X-Registry-Auth header. The engine
+// EncodedAuth encodes c for the engine's X-Registry-Auth header (image
+// push, service create and update). The engine
 // forwards them to the registry; nothing touches disk. Anonymous is an empty
 // configuration ("{}"): engines before API 1.42 refuse a push without the
 // header.
-func (c Credentials) header(serverAddress string) (string, error) {
+func (c Credentials) EncodedAuth(serverAddress string) (string, error) {
 	if c.Anonymous() {
 		return base64.URLEncoding.EncodeToString([]byte("{}")), nil
 	}
@@ -48,6 +49,20 @@ func (c Credentials) header(serverAddress string) (string, error) {
 		return "", fmt.Errorf("encode credentials from %s", c.Source) // no %w: the error could quote them
 	}
 	return base64.URLEncoding.EncodeToString(buf), nil
+}
+
+// Authenticator gives c to go-containerregistry, for registry lookups made
+// from this process (resolving a tag to a digest).
+func (c Credentials) Authenticator() authn.Authenticator {
+	if c.Anonymous() {
+		return authn.Anonymous
+	}
+	return authn.FromConfig(authn.AuthConfig{
+		Username:      c.Username,
+		Password:      c.Password.Reveal(),
+		IdentityToken: c.IdentityToken.Reveal(),
+		RegistryToken: c.RegistryToken.Reveal(),
+	})
 }
 
 // ResolveCredentials finds the credentials to push to registryHost, first

@@ -63,7 +63,7 @@ func Push(ctx context.Context, api PushAPI, refs []string, creds Credentials, ou
 		if err != nil {
 			return pushed, fmt.Errorf("push %s: %w", r, err)
 		}
-		auth, err := creds.header(reference.Domain(ref))
+		auth, err := creds.EncodedAuth(reference.Domain(ref))
 		if err != nil {
 			return pushed, fmt.Errorf("push %s: %w", r, err)
 		}

@@ -1,0 +1,335 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+)
+
+// Watch is one service whose change a deploy waits for.
+type Watch struct {
+	Name string // for people, without the stack prefix
+	ID   string
+	// Restore: the change puts back a kept spec. Swarm's own rollback of
+	// it counts as progress, not as failure.
+	Restore bool
+	// Rolling: tasks are replaced, so a forward change succeeds only when
+	// Swarm reports this change's update completed.
+	Rolling bool
+	// Gone: the service was removed; done when it no longer exists.
+	Gone bool
+	// Before is the UpdateStatus.StartedAt the service had before the
+	// change (nil when it had none): a status with the same start is an
+	// earlier update's, not this one's.
+	Before *time.Time
+	// Applied is when the change was sent, by this machine's clock.
+	Applied time.Time
+	// Existing are the IDs of the service's tasks before the change: their
+	// failures are not this change's.
+	Existing map[string]bool
+}
+
+// Progress is where one service stands.
+type Progress struct {
+	Done    bool
+	Failed  string // why it failed; "" while it has not
+	Line    string // app: 1/2 updated, 2/2 healthy (updating)
+	LastErr string // the most recent task error seen, for a deadline message
+}
+
+// Observation is what one poll sees of a service.
+type Observation struct {
+	Service  swarm.Service
+	Gone     bool
+	Tasks    []swarm.Task // every task of the service
+	UpToDate []swarm.Task // tasks of the service's current spec (the engine's _up-to-date filter)
+	Now      time.Time
+}
+
+// Fail-fast thresholds. A task that fails several times in one deploy, a
+// task Swarm cannot place for this long, or an image that cannot be pulled
+// will not fix itself before the deadline.
+const (
+	maxTaskFailures  = 3
+	unplaceableAfter = 10 * time.Second
+	// Swarm starts a rolling update within a second; when it has not after
+	// this long and every task already matches the spec, Swarm saw nothing
+	// to replace.
+	noUpdateGrace = 5 * time.Second
+)
+
+// Evaluate decides where w stands from one observation. It is pure, so
+// every Swarm state the deploy must not be fooled by is a table test.
+func Evaluate(w Watch, o Observation) Progress {
+	if w.Gone {
+		if o.Gone {
+			return Progress{Done: true, Line: w.Name + ": removed"}
+		}
+		return Progress{Line: w.Name + ": being removed"}
+	}
+	if o.Gone {
+		return Progress{Failed: "the service disappeared", Line: w.Name + ": gone"}
+	}
+	svc := o.Service
+	upToDate := map[string]bool{}
+	for _, t := range o.UpToDate {
+		upToDate[t.ID] = true
+	}
+	var updated, healthy, oldRunning, failures int
+	var lastErr, unplaceable string
+	for _, t := range o.Tasks {
+		current := upToDate[t.ID]
+		running := t.DesiredState == swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning
+		if running {
+			// Swarm reports a task with a health check running only once
+			// the check has passed.
+			healthy++
+			if current {
+				updated++
+			}
+		}
+		if t.DesiredState == swarm.TaskStateRunning && !current && t.Status.State != swarm.TaskStateShutdown {
+			oldRunning++
+		}
+		if w.Existing[t.ID] || !current {
+			continue
+		}
+		switch t.Status.State {
+		case swarm.TaskStateFailed, swarm.TaskStateRejected:
+			failures++
+			lastErr = taskError(t)
+			if imageError(lastErr) {
+				return Progress{Failed: "task " + shortID(t.ID) + ": " + lastErr, Line: w.Name + ": image cannot be pulled", LastErr: lastErr}
+			}
+		case swarm.TaskStatePending:
+			// Pending with an error is Swarm saying it cannot place the
+			// task ("no suitable node"). Timed by this machine's clock from
+			// the change: the manager's clock may differ.
+			if t.Status.Err != "" && t.DesiredState == swarm.TaskStateRunning {
+				lastErr = t.Status.Err
+				if o.Now.Sub(w.Applied) >= unplaceableAfter {
+					unplaceable = t.Status.Err
+				}
+			}
+		}
+	}
+	desired := desiredTasks(svc, o.UpToDate)
+	st := svc.UpdateStatus
+	state := ""
+	ours := false
+	if st != nil {
+		state = string(st.State)
+		ours = st.StartedAt != nil && (w.Before == nil || !st.StartedAt.Equal(*w.Before))
+	}
+	line := fmt.Sprintf("%s: %d/%d updated, %d/%d healthy", w.Name, updated, desired, healthy, desired)
+	if state != "" && (ours || w.Restore) {
+		line += " (" + state + ")"
+	}
+	p := Progress{Line: line, LastErr: lastErr}
+	countsOK := updated == desired && oldRunning == 0
+
+	if w.Restore {
+		switch {
+		case st != nil && (st.State == swarm.UpdateStatePaused || st.State == swarm.UpdateStateRollbackPaused) && ours:
+			p.Failed = "Swarm paused the restore: " + st.Message
+		case unplaceable != "":
+			p.Failed = "no node can run the task: " + unplaceable
+		case failures >= maxTaskFailures:
+			p.Failed = fmt.Sprintf("%d tasks failed, the last: %s", failures, lastErr)
+		case st != nil && (st.State == swarm.UpdateStateUpdating || st.State == swarm.UpdateStateRollbackStarted):
+		default:
+			p.Done = countsOK
+		}
+		return p
+	}
+
+	if ours {
+		switch st.State {
+		case swarm.UpdateStateRollbackStarted, swarm.UpdateStateRollbackPaused, swarm.UpdateStateRollbackCompleted:
+			p.Failed = "Swarm rolled the update back: " + orUnknown(st.Message)
+			return p
+		case swarm.UpdateStatePaused:
+			p.Failed = "Swarm paused the update: " + orUnknown(st.Message)
+			return p
+		}
+	}
+	switch {
+	case unplaceable != "":
+		p.Failed = "no node can run the new task: " + unplaceable
+	case failures >= maxTaskFailures:
+		p.Failed = fmt.Sprintf("%d new tasks failed, the last: %s", failures, lastErr)
+	case ours:
+		p.Done = st.State == swarm.UpdateStateCompleted && countsOK
+	case w.Rolling:
+		// No update of ours yet: it has not started, or Swarm found no
+		// task to replace; only the second, with every task current after
+		// the grace, is done.
+		p.Done = countsOK && o.Now.Sub(w.Applied) >= noUpdateGrace
+	default:
+		p.Done = countsOK
+	}
+	return p
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return s
+}
+
+// desiredTasks is how many tasks of the current spec should run.
+func desiredTasks(svc swarm.Service, upToDate []swarm.Task) int {
+	if r := svc.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
+		return int(*r.Replicas)
+	}
+	// Global: one per eligible node, which is the number of current tasks
+	// Swarm wants running.
+	n := 0
+	for _, t := range upToDate {
+		if t.DesiredState == swarm.TaskStateRunning {
+			n++
+		}
+	}
+	return n
+}
+
+func taskError(t swarm.Task) string {
+	msg := t.Status.Err
+	if msg == "" {
+		msg = t.Status.Message
+	}
+	if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 && !strings.Contains(msg, "exit") {
+		msg += fmt.Sprintf(" (exit code %d)", cs.ExitCode)
+	}
+	return strings.TrimSpace(string(t.Status.State) + ": " + msg)
+}
+
+func imageError(msg string) bool {
+	msg = strings.ToLower(msg)
+	for _, s := range []string{"no such image", "manifest unknown", "pull access denied", "repository does not exist", "not found: manifest"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Observer reads services and their tasks.
+type Observer interface {
+	ServiceInspect(ctx context.Context, id string, options client.ServiceInspectOptions) (client.ServiceInspectResult, error)
+	TaskList(ctx context.Context, options client.TaskListOptions) (client.TaskListResult, error)
+}
+
+// Observe reads one service and its tasks.
+func Observe(ctx context.Context, api Observer, id string) (Observation, error) {
+	o := Observation{Now: time.Now()}
+	r, err := api.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		o.Gone = true
+		return o, nil
+	}
+	if err != nil {
+		return o, fmt.Errorf("inspect service %s: %w", id, err)
+	}
+	o.Service = r.Service
+	all, err := api.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", id)})
+	if err != nil {
+		return o, fmt.Errorf("tasks of service %s: %w", id, err)
+	}
+	// The engine's own notion of a task of the current spec, the one
+	// docker service update's progress uses.
+	cur, err := api.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", id).Add("_up-to-date", "true")})
+	if err != nil {
+		return o, fmt.Errorf("tasks of service %s: %w", id, err)
+	}
+	o.Tasks, o.UpToDate = all.Items, cur.Items
+	return o, nil
+}
+
+// ConvergeOptions tune Converge.
+type ConvergeOptions struct {
+	Deadline time.Duration
+	Poll     time.Duration // default 500ms
+	Out      io.Writer     // progress lines
+}
+
+// ErrDeadline is wrapped by Converge's error when the deadline passed.
+var ErrDeadline = errors.New("progress deadline exceeded")
+
+// Converge polls every watched service until all are done, one fails, the
+// deadline passes or ctx ends. The error names the service and Swarm's or
+// the task's reason. A line is printed whenever a service's progress
+// changes.
+func Converge(ctx context.Context, api Observer, watches []Watch, o ConvergeOptions) error {
+	if o.Poll == 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	start := time.Now()
+	deadline := time.NewTimer(o.Deadline)
+	defer deadline.Stop()
+	last := make([]Progress, len(watches))
+	done := make([]bool, len(watches))
+	for {
+		for i, w := range watches {
+			if done[i] {
+				continue
+			}
+			obs, err := Observe(ctx, api, w.ID)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return err
+			}
+			p := Evaluate(w, obs)
+			if p.Line != last[i].Line {
+				fmt.Fprintf(o.Out, "  [%3.0fs] %s\n", time.Since(start).Seconds(), p.Line)
+			}
+			last[i] = p
+			if p.Failed != "" {
+				return fmt.Errorf("%s: %s", w.Name, p.Failed)
+			}
+			done[i] = p.Done
+		}
+		if !slices.Contains(done, false) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			var waiting []string
+			for i, w := range watches {
+				if !done[i] {
+					s := last[i].Line
+					if last[i].LastErr != "" {
+						s += "; last task error: " + last[i].LastErr
+					}
+					waiting = append(waiting, s)
+					_ = w
+				}
+			}
+			return fmt.Errorf("%w (%s): %s", ErrDeadline, o.Deadline, strings.Join(waiting, "; "))
+		case <-time.After(o.Poll):
+		}
+	}
+}

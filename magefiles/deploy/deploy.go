@@ -1,0 +1,521 @@
+// Package deploy puts releases on a Docker Swarm and takes them back.
+//
+// Every change (deploy, rollback, scale) runs the same pipeline:
+//
+//  1. preflight: every check runs and prints one line; any failure stops
+//     the change before anything is touched (exit 1);
+//  2. plan: the desired services, computed with the docker CLI's own stack
+//     loader and converter and pinned to image digests, diffed against the
+//     live stack; -dryrun stops here;
+//  3. apply through the Engine API, under a lock held in the Swarm;
+//  4. converge: wait until every touched service runs this change's spec,
+//     healthy, and Swarm reports this change's update completed; fail on a
+//     rollback, a pause, failing tasks or the deadline;
+//  5. on failure (or Ctrl-C), restore every touched service to the spec it
+//     had before, whole stack, and wait for that (exit 2; 3 when the
+//     restore does not converge);
+//  6. record the change in the Swarm itself.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/magefiles/release"
+	"github.com/fractionate/service-template/magefiles/stack"
+)
+
+// Exit codes the deploy targets end with, for CI to branch on.
+const (
+	ExitDeployed = 0 // the change converged
+	ExitRefused  = 1 // refused before any change: preflight, lock, bad input
+	ExitRestored = 2 // failed; every touched service is back on its previous spec
+	ExitBroken   = 3 // failed, and the restore did not converge either
+)
+
+// ExitError is an error with the exit code mage should end with.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string   { return e.Err.Error() }
+func (e *ExitError) Unwrap() error   { return e.Err }
+func (e *ExitError) ExitStatus() int { return e.Code }
+
+// Refused wraps err as a refusal (exit 1).
+func Refused(err error) error { return &ExitError{Code: ExitRefused, Err: err} }
+
+// Git is what a deploy knows of the working tree.
+type Git struct {
+	SHA        string
+	Changes    []string // uncommitted changes: a protected deploy refuses them
+	TagsAtHead []string
+}
+
+// Deployer changes one environment.
+type Deployer struct {
+	Env      *Environment
+	Envs     Environments
+	API      client.APIClient
+	Endpoint string // for messages
+	Registry Resolver
+	Auth     AuthFunc
+	Git      Git
+	Who      string // user@host, or the CI run
+	Out      io.Writer
+	// Lookup reads ${NAME} in the environments file's variables.
+	Lookup func(string) (string, bool)
+	// Promotion opens a client for the environment a protected one
+	// promotes from; the closer releases it.
+	Promotion func(env *Environment) (client.APIClient, func(), error)
+	// Background is the context restores and records run in: it outlives
+	// a first Ctrl-C (which cancels the change's own context) and ends on
+	// a second. context.Background() when nil.
+	Background context.Context
+	// Poll is the convergence poll interval; 500ms when zero.
+	Poll time.Duration
+}
+
+func (d *Deployer) bg() context.Context {
+	if d.Background != nil {
+		return d.Background
+	}
+	return context.Background()
+}
+
+// DeployOptions choose what a deploy installs.
+type DeployOptions struct {
+	Image    string // a reference in the environment's repository: tag, digest or both
+	Version  string // a tag of the environment's repository
+	Default  string // the tag when neither is given (HEAD's image)
+	DryRun   bool
+	Override string // reason to skip the protected-environment checks; recorded
+}
+
+// Deploy installs a release.
+func (d *Deployer) Deploy(ctx context.Context, o DeployOptions) error {
+	start := time.Now()
+	fmt.Fprintf(d.Out, "Deploying to %s (stack %s) through %s\n", d.Env.Name, d.Env.Stack, d.Endpoint)
+	var cs Checks
+	if !checkManager(ctx, d.API, d.Endpoint, &cs) {
+		cs.Print(d.Out)
+		return Refused(cs.Err())
+	}
+	release, err := d.chooseRelease(ctx, o, &cs)
+	if err != nil {
+		cs.Print(d.Out)
+		return Refused(err)
+	}
+	if d.Env.Protected {
+		d.protectedChecks(ctx, release, o.Override, &cs)
+	}
+	return d.run(ctx, start, &cs, "deploy", o.DryRun, o.Override, func(live *Live, cs *Checks) (*Desired, Release, int, error) {
+		st, err := LoadStack(d.Env, release, d.Lookup)
+		if err != nil {
+			cs.Add("stack", "", err)
+			return nil, release, 0, nil
+		}
+		for _, w := range st.Warnings {
+			fmt.Fprintln(d.Out, "warning:", w)
+		}
+		d.checkRules(ctx, st, cs)
+		d.checkImages(ctx, st, release, cs)
+		if !checkSecrets(st.SecretNames(), live, d.Env.Name, cs) || cs.Failed() {
+			return nil, release, 0, nil
+		}
+		desired, err := st.Convert(ctx, d.API)
+		if err != nil {
+			cs.Add("convert", "", err)
+			return nil, release, 0, nil
+		}
+		if err := d.pin(ctx, desired); err != nil {
+			cs.Add("images", "", err)
+			return nil, release, 0, nil
+		}
+		return desired, release, 0, nil
+	})
+}
+
+// chooseRelease resolves what to deploy to a digest in the registry.
+func (d *Deployer) chooseRelease(ctx context.Context, o DeployOptions, cs *Checks) (Release, error) {
+	rel := Release{Repository: d.Env.Image}
+	from := "HEAD's image"
+	switch {
+	case o.Image != "" && o.Version != "":
+		return rel, errors.New("give -image or -version, not both")
+	case o.Image != "":
+		named, err := reference.ParseNormalizedNamed(o.Image)
+		if err != nil {
+			return rel, fmt.Errorf("-image %q: %w", o.Image, err)
+		}
+		if named.Name() != d.Env.Image {
+			return rel, fmt.Errorf("-image %q is not in environment %s's repository %s", o.Image, d.Env.Name, d.Env.Image)
+		}
+		if t, ok := named.(reference.Tagged); ok {
+			rel.Tag = t.Tag()
+		}
+		if dg, ok := named.(reference.Digested); ok {
+			rel.Digest = dg.Digest().String()
+		}
+		from = "-image"
+	case o.Version != "":
+		rel.Tag, from = o.Version, "-version"
+		if _, err := reference.ParseNormalizedNamed(d.Env.Image + ":" + o.Version); err != nil {
+			return rel, fmt.Errorf("-version %q is not an image tag: %w", o.Version, err)
+		}
+	default:
+		rel.Tag = o.Default
+	}
+	if rel.Tag == "" && rel.Digest == "" {
+		return rel, errors.New("nothing to deploy: give -image or -version")
+	}
+	ref := rel.Ref()
+	digest, err := d.Registry.Digest(ctx, ref)
+	if err != nil {
+		hint := ""
+		if errors.Is(err, ErrNotInRegistry) {
+			hint = "; push it first (go tool mage image:push" + map[bool]string{true: ", or deploy:to local, which builds and pushes", false: ""}[d.Env.Registry != nil] + ")"
+		}
+		cs.Add("release", "", fmt.Errorf("%s (%s): %w%s", ref, from, err, hint))
+		return rel, cs.Err()
+	}
+	rel.Digest = digest
+	if rel.Tag == "" {
+		// Deployed by digest: show the version the build stamped.
+		if v, err := d.Registry.Version(ctx, ref); err == nil && v != "" {
+			if _, perr := reference.ParseNormalizedNamed(rel.Repository + ":" + v); perr == nil {
+				rel.Tag = v
+			}
+		}
+	}
+	cs.Add("release", fmt.Sprintf("%s (%s)", rel.Ref(), from), nil)
+	return rel, nil
+}
+
+// protectedChecks are the rules of a protected environment: a clean tree
+// at a release tag, that release's image, and bytes that ran on the
+// environment it promotes from.
+func (d *Deployer) protectedChecks(ctx context.Context, rel Release, override string, cs *Checks) {
+	if override != "" {
+		cs.Add("protected", "checks overridden: "+override+" (recorded in the history)", nil)
+		return
+	}
+	if len(d.Git.Changes) > 0 {
+		cs.Add("tree", "", fmt.Errorf("%d uncommitted change(s) (%s): a protected environment is deployed from a clean tree; commit or stash them", len(d.Git.Changes), strings.Join(first(d.Git.Changes, 5), ", ")))
+	} else {
+		cs.Add("tree", "clean", nil)
+	}
+	var headTag string
+	for _, t := range d.Git.TagsAtHead {
+		if v, ok := release.ParseTag(t); ok && v.Metadata() == "" {
+			headTag = t
+		}
+	}
+	switch {
+	case headTag == "":
+		cs.Add("tag", "", errors.New("HEAD carries no release tag (vX.Y.Z): tag it with go tool mage release:patch (or minor, major) and push the tag"))
+	case rel.Tag != headTag:
+		cs.Add("tag", "", fmt.Errorf("HEAD is %s but the image is tagged %q: deploy the release HEAD carries", headTag, rel.Tag))
+	default:
+		cs.Add("tag", "HEAD is "+headTag, nil)
+	}
+	if v, ok := release.ParseTag(rel.Tag); !ok || v.Metadata() != "" {
+		cs.Add("image", "", fmt.Errorf("tag %q is not a release tag (vX.Y.Z): a protected environment never runs latest, a branch, a commit or a -dirty image", rel.Tag))
+	} else if headTag != "" {
+		// The release tag must name these very bytes.
+		dg, err := d.Registry.Digest(ctx, rel.Repository+":"+rel.Tag)
+		switch {
+		case err != nil:
+			cs.Add("image", "", fmt.Errorf("%s:%s: %w", rel.Repository, rel.Tag, err))
+		case dg != rel.Digest:
+			cs.Add("image", "", fmt.Errorf("%s:%s is %s in the registry, not the %s being deployed", rel.Repository, rel.Tag, dg, rel.Digest))
+		default:
+			cs.Add("image", "release tag "+rel.Tag, nil)
+		}
+	}
+	d.checkPromoted(ctx, rel, cs)
+}
+
+// checkPromoted requires the digest to have run successfully on the
+// environment this one promotes from.
+func (d *Deployer) checkPromoted(ctx context.Context, rel Release, cs *Checks) {
+	src, err := d.Envs.Get(d.Env.PromoteFrom)
+	if err != nil {
+		cs.Add("promoted", "", err)
+		return
+	}
+	if d.Promotion == nil {
+		cs.Add("promoted", "", errors.New("no way to read the history of "+src.Name))
+		return
+	}
+	api, closer, err := d.Promotion(src)
+	if err != nil {
+		cs.Add("promoted", "", fmt.Errorf("reach %s to read its history: %w", src.Name, err))
+		return
+	}
+	defer closer()
+	records, err := History{API: api, Stack: src.Stack}.List(ctx)
+	if err != nil {
+		cs.Add("promoted", "", err)
+		return
+	}
+	for _, r := range records {
+		if r.Result == Succeeded && r.Digest == rel.Digest {
+			cs.Add("promoted", fmt.Sprintf("ran on %s in deploy #%d (%s)", src.Name, r.Seq, r.Started.Local().Format(time.DateTime)), nil)
+			return
+		}
+	}
+	cs.Add("promoted", "", fmt.Errorf("%s never ran successfully on %s: deploy it there first (the same digest is promoted, never rebuilt)", shortDigest(rel.Digest), src.Name))
+}
+
+// checkRules holds a protected environment's stack to the production rules.
+func (d *Deployer) checkRules(ctx context.Context, st *Stack, cs *Checks) {
+	if !d.Env.Protected {
+		cs.Add("stack", fmt.Sprintf("%d file(s) load: %d services", len(d.Env.Files), len(st.Config.Services)), nil)
+		return
+	}
+	p, err := stack.Load(ctx, d.Env.Stack, st.Variables, d.Env.Files...)
+	if err == nil {
+		err = stack.CheckProduction(p)
+	}
+	if err != nil {
+		cs.Add("stack", "", fmt.Errorf("the production rules: %w", err))
+		return
+	}
+	cs.Add("stack", fmt.Sprintf("%d file(s) load and keep the production rules", len(d.Env.Files)), nil)
+}
+
+// checkImages checks that every image other than the release resolves in
+// its registry.
+func (d *Deployer) checkImages(ctx context.Context, st *Stack, rel Release, cs *Checks) {
+	var errs []string
+	n := 0
+	for _, s := range st.Config.Services {
+		if ParseImage(s.Image).Repository == rel.Repository {
+			continue
+		}
+		n++
+		if _, err := d.Registry.Digest(ctx, s.Image); err != nil {
+			errs = append(errs, fmt.Sprintf("service %s: %v", s.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		cs.Add("images", "", errors.New(strings.Join(errs, "; ")))
+		return
+	}
+	cs.Add("images", fmt.Sprintf("%d other image(s) resolve to digests", n), nil)
+}
+
+// pin rewrites every service's image to repository:tag@digest.
+func (d *Deployer) pin(ctx context.Context, desired *Desired) error {
+	for name, spec := range desired.Services {
+		img := spec.TaskTemplate.ContainerSpec.Image
+		dg, err := d.Registry.Digest(ctx, img)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", name, err)
+		}
+		parsed := ParseImage(img)
+		ref := parsed.Repository
+		if parsed.Tag != "" {
+			ref += ":" + parsed.Tag
+		}
+		cs := *spec.TaskTemplate.ContainerSpec
+		cs.Image = ref + "@" + dg
+		spec.TaskTemplate.ContainerSpec = &cs
+		desired.Services[name] = spec
+	}
+	return nil
+}
+
+// build computes the desired state once the live state is known. It adds
+// its own checks; a nil Desired means they failed.
+type build func(live *Live, cs *Checks) (*Desired, Release, int, error)
+
+// run is the pipeline every change shares.
+func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action string, dryRun bool, override string, b build) error {
+	lock := Lock{API: d.API, Stack: d.Env.Stack}
+	release := func(context.Context) error { return nil }
+	if dryRun {
+		if held, _, err := lock.Read(ctx); err != nil {
+			cs.Add("lock", "", err)
+		} else if held != nil {
+			cs.Add("lock", "", fmt.Errorf("%s; a real run would stop here", held))
+		} else {
+			cs.Add("lock", "free", nil)
+		}
+	} else {
+		r, err := lock.Acquire(ctx, LockInfo{Holder: d.Who, Since: time.Now(), Action: action + " to " + d.Env.Name, PID: os.Getpid()})
+		if err != nil {
+			cs.Add("lock", "", err)
+		} else {
+			release = r
+			cs.Add("lock", "taken", nil)
+		}
+	}
+	defer func() {
+		if err := release(d.bg()); err != nil {
+			fmt.Fprintln(d.Out, "warning:", err)
+		}
+	}()
+	live, err := ReadLive(ctx, d.API, d.Env.Stack)
+	if err != nil {
+		cs.Print(d.Out)
+		return Refused(err)
+	}
+	desired, rel, target, err := b(live, cs)
+	if err == nil && desired != nil && !cs.Failed() {
+		checkNodes(ctx, d.API, desired.Services, cs)
+	}
+	cs.Print(d.Out)
+	if err != nil {
+		return Refused(err)
+	}
+	if cs.Failed() || desired == nil {
+		return Refused(fmt.Errorf("preflight refused the %s; nothing was changed:\n%w", action, cs.Err()))
+	}
+	plan := MakePlan(d.Env.Name, rel, desired, live)
+	plan.Print(d.Out)
+	if dryRun {
+		fmt.Fprintln(d.Out, "Dry run: nothing was changed.")
+		return nil
+	}
+	rec := Record{
+		Env: d.Env.Name, Stack: d.Env.Stack, Action: action, Version: rel.Tag, Digest: rel.Digest,
+		GitSHA: d.Git.SHA, Who: d.Who, Started: start.UTC(), Target: target, Override: override,
+		Services: records(desired),
+	}
+	if rel.Repository == "" {
+		rec.Version, rec.Digest = appRelease(desired, d.Env.Image)
+	}
+	history := History{API: d.API, Stack: d.Env.Stack, Keep: d.Env.History}
+	seq, err := history.Next(ctx)
+	if err != nil {
+		return Refused(err)
+	}
+	rec.Seq = seq
+	if plan.Empty() {
+		fmt.Fprintln(d.Out, "Nothing to change: the stack already runs this.")
+		rec.Result, rec.Reason, rec.Duration = Succeeded, "nothing to change", time.Since(start)
+		return d.record(history, rec, nil)
+	}
+
+	fmt.Fprintln(d.Out, "Applying:")
+	applied, err := Apply(ctx, d.API, plan, live, d.Auth, d.Out)
+	if err == nil {
+		fmt.Fprintf(d.Out, "Waiting for %d service(s) to converge (deadline %s):\n", len(applied.Watches), d.Env.Deadline)
+		err = Converge(ctx, d.API, applied.Watches, ConvergeOptions{Deadline: d.Env.Deadline, Poll: d.Poll, Out: d.Out})
+	}
+	if err == nil {
+		rec.Result, rec.Duration = Succeeded, time.Since(start)
+		fmt.Fprintf(d.Out, "%s to %s converged in %s.\n", titleCase(action), d.Env.Name, rec.Duration.Round(100*time.Millisecond))
+		return d.record(history, rec, nil)
+	}
+
+	// Failed, or interrupted: put back every service this change touched.
+	reason := err
+	if ctx.Err() != nil {
+		reason = fmt.Errorf("interrupted: %w", err)
+	}
+	fmt.Fprintf(d.Out, "%s failed: %v\nRestoring every service it touched to its previous spec:\n", titleCase(action), reason)
+	restoreErr := Restore(d.bg(), d.API, d.Env.Stack, applied, func(ctx context.Context) (map[string]string, error) {
+		l, err := ReadLive(ctx, d.API, d.Env.Stack)
+		if err != nil {
+			return nil, err
+		}
+		return l.NetworkNames, nil
+	}, d.Auth, ConvergeOptions{Deadline: d.Env.Deadline, Poll: d.Poll, Out: d.Out})
+	rec.Duration, rec.Reason = time.Since(start), reason.Error()
+	if restoreErr != nil {
+		rec.Result = Failed
+		d.printState(d.bg(), applied)
+		return d.record(history, rec, &ExitError{Code: ExitBroken, Err: fmt.Errorf("%s failed (%v) and the restore did not converge: %w", action, reason, restoreErr)})
+	}
+	rec.Result = RolledBack
+	fmt.Fprintln(d.Out, "Restored: every touched service runs its previous spec again.")
+	return d.record(history, rec, &ExitError{Code: ExitRestored, Err: fmt.Errorf("%s failed and was rolled back: %w", action, reason)})
+}
+
+// record writes rec; a failure to write is reported along with result.
+func (d *Deployer) record(h History, rec Record, result error) error {
+	err := h.Write(d.bg(), rec)
+	if err == nil {
+		fmt.Fprintf(d.Out, "Recorded as #%d (%s).\n", rec.Seq, rec.Result)
+		return result
+	}
+	if result == nil {
+		return &ExitError{Code: ExitBroken, Err: fmt.Errorf("the change converged but could not be recorded: %w", err)}
+	}
+	return errors.Join(result, err)
+}
+
+// printState says where each touched service stands after a failed restore.
+func (d *Deployer) printState(ctx context.Context, a *Applied) {
+	fmt.Fprintln(d.Out, "State of the services this change touched:")
+	for _, name := range a.Names() {
+		obs, err := Observe(ctx, d.API, d.Env.Stack+"_"+name)
+		if err != nil {
+			fmt.Fprintf(d.Out, "  %s: %v\n", name, err)
+			continue
+		}
+		if obs.Gone {
+			fmt.Fprintf(d.Out, "  %s: does not exist\n", name)
+			continue
+		}
+		p := Evaluate(Watch{Name: name, Restore: true}, obs)
+		fmt.Fprintf(d.Out, "  %s, image %s\n", p.Line, ImageOf(obs.Service.Spec).Short())
+	}
+}
+
+func records(d *Desired) map[string]ServiceRecord {
+	out := map[string]ServiceRecord{}
+	for name, spec := range d.Services {
+		r := ServiceRecord{Image: spec.TaskTemplate.ContainerSpec.Image, Spec: spec}
+		if spec.Mode.Replicated != nil {
+			r.Replicas = spec.Mode.Replicated.Replicas
+		}
+		out[name] = r
+	}
+	return out
+}
+
+// appRelease is the version and digest of the first service running the
+// environment's image.
+func appRelease(d *Desired, repo string) (string, string) {
+	for _, name := range slices.Sorted(maps.Keys(d.Services)) {
+		img := ImageOf(d.Services[name])
+		if img.Repository == repo {
+			return img.Tag, img.Digest
+		}
+	}
+	return "", ""
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return append(slices.Clone(s[:n]), "...")
+	}
+	return s
+}
+
+func titleCase(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+
+// specsOf turns recorded services back into a desired state.
+func specsOf(stack string, services map[string]ServiceRecord) *Desired {
+	d := &Desired{Stack: stack, Services: map[string]swarm.ServiceSpec{}}
+	for name, s := range services {
+		d.Services[name] = s.Spec
+	}
+	return d
+}

@@ -1,0 +1,231 @@
+package deploy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvironmentsFile is where the environments are described, relative to the
+// repository root. It is not part of the image's build context, so changing
+// a deploy setting never changes the image.
+const EnvironmentsFile = "deploy/environments.yml"
+
+// Environment is one place the stack is deployed to.
+type Environment struct {
+	Name string `yaml:"-"`
+
+	// Endpoint is the Docker host of a Swarm manager: "" for this machine's
+	// engine (DOCKER_HOST or the default socket), unix://, tcp:// (TLS
+	// material from DEPLOY_TLS_CA, DEPLOY_TLS_CERT, DEPLOY_TLS_KEY) or
+	// ssh://user@host (key from DEPLOY_SSH_KEY or the ssh agent). Context
+	// names a Docker context instead. DEPLOY_HOST, when set, overrides both
+	// for the environment being deployed.
+	Endpoint string `yaml:"endpoint"`
+	Context  string `yaml:"context"`
+
+	Stack string   `yaml:"stack"` // the stack name; services are <stack>_<service>
+	Image string   `yaml:"image"` // the app's image repository, without tag
+	Files []string `yaml:"files"` // stack files, later ones override earlier ones
+
+	AppEnv      string        `yaml:"app_env"`      // APP_ENV of the service
+	Deadline    time.Duration `yaml:"deadline"`     // for a rollout to converge
+	History     int           `yaml:"history"`      // deploy records kept
+	MaxReplicas int           `yaml:"max_replicas"` // deploy:scale refuses more
+	Protected   bool          `yaml:"protected"`    // production rules apply
+	// PromoteFrom names the environment whose successful deploys are the
+	// only digests a protected environment accepts.
+	PromoteFrom string `yaml:"promote_from"`
+
+	// Variables are given to the stack files besides the image and APP_ENV.
+	// ${NAME} and ${NAME:-default} in a value are read from the deployer's
+	// environment: written here, never implied.
+	Variables map[string]string `yaml:"variables"`
+
+	// Registry, when set, is a registry on 127.0.0.1 that deploy:init
+	// starts (local environments only).
+	Registry *LocalRegistry `yaml:"registry"`
+
+	// InitSecrets are made by deploy:init when missing, in a non-protected
+	// environment: "{{random}}" is 32 random characters and {{name}} the
+	// value of another secret made here.
+	InitSecrets map[string]string `yaml:"init_secrets"`
+}
+
+// LocalRegistry is a registry container deploy:init starts.
+type LocalRegistry struct {
+	Port int `yaml:"port"`
+}
+
+// Defaults for keys an environment leaves out.
+const (
+	DefaultDeadline    = 10 * time.Minute // kubectl's progressDeadlineSeconds
+	DefaultHistory     = 20
+	DefaultMaxReplicas = 10
+)
+
+// Environments are the sections of the environments file by name.
+type Environments map[string]*Environment
+
+// Get returns the named environment, or an error listing the known ones.
+func (es Environments) Get(name string) (*Environment, error) {
+	if e, ok := es[name]; ok {
+		return e, nil
+	}
+	return nil, fmt.Errorf("unknown environment %q; known: %s", name, strings.Join(es.Names(), ", "))
+}
+
+// Names lists the environments, sorted.
+func (es Environments) Names() []string { return slices.Sorted(maps.Keys(es)) }
+
+// LoadEnvironments reads and checks the environments file. Relative stack
+// files are relative to root, the repository root. Every problem is
+// reported, each naming the file, the environment and the key.
+func LoadEnvironments(path, root string) (Environments, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("environments file: %w", err)
+	}
+	defer f.Close()
+	return parseEnvironments(f, path, root)
+}
+
+var (
+	envName   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	stackName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,47}$`)
+	// appEnvs are the service's environments (config/{name}.json).
+	appEnvs = []string{"development", "test", "staging", "production"}
+)
+
+func parseEnvironments(r io.Reader, path, root string) (Environments, error) {
+	var doc struct {
+		Environments map[string]*Environment `yaml:"environments"`
+	}
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(doc.Environments) == 0 {
+		return nil, fmt.Errorf("%s: no environments: want a top-level environments: map", path)
+	}
+	var errs []error
+	fail := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: environments.%s.%s", path, name, fmt.Sprintf(format, args...)))
+	}
+	stacks := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(doc.Environments)) {
+		e := doc.Environments[name]
+		if e == nil {
+			errs = append(errs, fmt.Errorf("%s: environments.%s: empty", path, name))
+			continue
+		}
+		e.Name = name
+		if !envName.MatchString(name) {
+			errs = append(errs, fmt.Errorf("%s: environments.%s: the name must be lower-case letters, digits and '-', starting with a letter", path, name))
+		}
+		switch {
+		case !stackName.MatchString(e.Stack):
+			fail(name, "stack: %q: want lower-case letters, digits, '_' and '-', at most 48", e.Stack)
+		case stacks[e.Stack] != "":
+			fail(name, "stack: %q is also environment %s's stack; each environment needs its own", e.Stack, stacks[e.Stack])
+		default:
+			stacks[e.Stack] = name
+		}
+		if e.Endpoint != "" && e.Context != "" {
+			fail(name, "context: set endpoint or context, not both")
+		}
+		if err := checkEndpoint(e.Endpoint); err != nil {
+			fail(name, "endpoint: %v", err)
+		}
+		if ref, err := reference.ParseNormalizedNamed(e.Image); err != nil || !reference.IsNameOnly(ref) {
+			fail(name, "image: %q: want a repository without tag or digest, like ghcr.io/owner/repo", e.Image)
+		}
+		if len(e.Files) == 0 {
+			fail(name, "files: want at least the production stack file")
+		}
+		for i, f := range e.Files {
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(root, f)
+				e.Files[i] = f
+			}
+			if _, err := os.Stat(f); err != nil {
+				fail(name, "files[%d]: %v", i, err)
+			}
+		}
+		if !slices.Contains(appEnvs, e.AppEnv) {
+			fail(name, "app_env: %q: want one of %s", e.AppEnv, strings.Join(appEnvs, ", "))
+		}
+		if e.Deadline == 0 {
+			e.Deadline = DefaultDeadline
+		}
+		if e.Deadline < 10*time.Second {
+			fail(name, "deadline: %s is too short for a rollout; want 10s or more", e.Deadline)
+		}
+		if e.History == 0 {
+			e.History = DefaultHistory
+		}
+		if e.History < 2 {
+			fail(name, "history: %d: keep at least 2 records, or rollback has nothing to go back to", e.History)
+		}
+		if e.MaxReplicas == 0 {
+			e.MaxReplicas = DefaultMaxReplicas
+		}
+		if e.MaxReplicas < 1 {
+			fail(name, "max_replicas: %d: want 1 or more", e.MaxReplicas)
+		}
+		if e.Registry != nil && (e.Registry.Port < 1 || e.Registry.Port > 65535) {
+			fail(name, "registry.port: %d: want a TCP port", e.Registry.Port)
+		}
+		if e.Protected && (e.Registry != nil || len(e.InitSecrets) > 0) {
+			fail(name, "protected: a protected environment's registry and secrets are not made by deploy:init; remove registry and init_secrets")
+		}
+		for k := range e.Variables {
+			if k == "IMAGE_TAG" || k == "REGISTRY" || k == "IMAGE_NAME" || k == "APP_ENV" {
+				fail(name, "variables.%s: set by the deploy from image and app_env", k)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(doc.Environments)) {
+		e := doc.Environments[name]
+		if e == nil || e.PromoteFrom == "" {
+			if e != nil && e.Protected {
+				fail(name, "promote_from: a protected environment names the environment its releases must have run on first")
+			}
+			continue
+		}
+		if src, ok := doc.Environments[e.PromoteFrom]; !ok || src == nil || e.PromoteFrom == name {
+			fail(name, "promote_from: %q is not another environment of this file", e.PromoteFrom)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return doc.Environments, nil
+}
+
+func checkEndpoint(ep string) error {
+	if ep == "" {
+		return nil
+	}
+	scheme, _, ok := strings.Cut(ep, "://")
+	if !ok || !slices.Contains([]string{"unix", "tcp", "ssh"}, scheme) {
+		return fmt.Errorf("%q: want unix://, tcp:// or ssh://", ep)
+	}
+	return nil
+}

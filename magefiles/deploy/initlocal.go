@@ -1,0 +1,214 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+)
+
+// DefaultRegistryImage is the registry deploy:init starts; REGISTRY_IMAGE
+// names another (where it cannot be pulled, CI builds one).
+const DefaultRegistryImage = "registry:2"
+
+// InitOptions tune Init.
+type InitOptions struct {
+	RegistryImage string // DefaultRegistryImage when empty
+	Out           io.Writer
+}
+
+// Init prepares a local environment on this machine's engine: it makes
+// the engine a single-node Swarm when it is not in one (the only place that
+// ever happens), starts the environment's registry on 127.0.0.1 when none
+// answers there, and creates the init_secrets that are missing. Each step
+// is skipped when its result is already there.
+func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOptions) error {
+	if env.Protected || env.Endpoint != "" || env.Context != "" {
+		return Refused(fmt.Errorf("deploy:init prepares a local environment on this machine's engine; %s is protected or has its own endpoint: its Swarm, registry and secrets are managed by its operators", env.Name))
+	}
+	out := o.Out
+	info, err := api.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return fmt.Errorf("the Docker engine does not answer: %w", err)
+	}
+	switch info.Info.Swarm.LocalNodeState {
+	case swarm.LocalNodeStateInactive:
+		fmt.Fprintln(out, "Swarm: making this engine a single-node Swarm (advertised on 127.0.0.1; undo with docker swarm leave --force)")
+		if _, err := api.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
+			return fmt.Errorf("swarm init: %w", err)
+		}
+	case swarm.LocalNodeStateActive:
+		if !info.Info.Swarm.ControlAvailable {
+			return fmt.Errorf("this engine is a Swarm worker; run deploys against a manager")
+		}
+		fmt.Fprintln(out, "Swarm: this engine is a manager already")
+	default:
+		return fmt.Errorf("this engine's Swarm state is %s; wait for it to settle or leave it", info.Info.Swarm.LocalNodeState)
+	}
+	if env.Registry != nil {
+		if err := ensureRegistry(ctx, api, env, cmpOr(o.RegistryImage, DefaultRegistryImage), out); err != nil {
+			return err
+		}
+	}
+	return ensureSecrets(ctx, api, env, out)
+}
+
+// RegistryContainer names the container of an environment's registry.
+func RegistryContainer(env *Environment) string { return env.Stack + "-registry" }
+
+func registryAnswers(ctx context.Context, port int) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+"/v2/", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
+}
+
+func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment, image string, out io.Writer) error {
+	port := env.Registry.Port
+	if registryAnswers(ctx, port) {
+		fmt.Fprintf(out, "Registry: one answers on 127.0.0.1:%d\n", port)
+		return nil
+	}
+	name := RegistryContainer(env)
+	if _, err := api.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
+		fmt.Fprintf(out, "Registry: starting container %s\n", name)
+		if _, err := api.ContainerStart(ctx, name, client.ContainerStartOptions{}); err != nil {
+			return fmt.Errorf("start registry container %s: %w", name, err)
+		}
+	} else {
+		if _, err := api.ImageInspect(ctx, image); err != nil {
+			fmt.Fprintf(out, "Registry: pulling %s\n", image)
+			rc, err := api.ImagePull(ctx, image, client.ImagePullOptions{})
+			if err != nil {
+				return fmt.Errorf("pull the registry image %s (REGISTRY_IMAGE names another): %w", image, err)
+			}
+			err = rc.Wait(ctx)
+			if err != nil {
+				return fmt.Errorf("pull the registry image %s (REGISTRY_IMAGE names another): %w", image, err)
+			}
+		}
+		fmt.Fprintf(out, "Registry: starting %s as container %s on 127.0.0.1:%d\n", image, name, port)
+		_, err := api.ContainerCreate(ctx, client.ContainerCreateOptions{
+			Name:   name,
+			Config: &container.Config{Image: image, Labels: map[string]string{labelKind: "registry", labelStack: env.Stack}},
+			HostConfig: &container.HostConfig{
+				RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+				PortBindings: network.PortMap{
+					network.MustParsePort("5000/tcp"): {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(port)}},
+				},
+				// A named volume: the images outlive the container.
+				Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: name + "-data", Target: "/var/lib/registry"}},
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("create registry container %s: %w", name, err)
+		}
+		if _, err := api.ContainerStart(ctx, name, client.ContainerStartOptions{}); err != nil {
+			return fmt.Errorf("start registry container %s: %w", name, err)
+		}
+	}
+	for range 60 {
+		if registryAnswers(ctx, port) {
+			fmt.Fprintf(out, "Registry: answers on 127.0.0.1:%d\n", port)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the registry container %s does not answer on 127.0.0.1:%d (docker logs %s says why)", name, port, name)
+}
+
+var secretRef = regexp.MustCompile(`\{\{([a-z0-9_]+)\}\}`)
+
+// ensureSecrets creates the init_secrets that do not exist yet. Values are
+// generated here and go nowhere else: not to the output, not to a file.
+func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, out io.Writer) error {
+	if len(env.InitSecrets) == 0 {
+		return nil
+	}
+	existing := map[string]bool{}
+	ss, err := api.SecretList(ctx, client.SecretListOptions{})
+	if err != nil {
+		return fmt.Errorf("list secrets: %w", err)
+	}
+	for _, s := range ss.Items {
+		existing[s.Spec.Name] = true
+	}
+	values := map[string]string{}
+	var resolve func(name string, seen []string) (string, error)
+	resolve = func(name string, seen []string) (string, error) {
+		if v, ok := values[name]; ok {
+			return v, nil
+		}
+		if slices.Contains(seen, name) {
+			return "", fmt.Errorf("init_secrets: %s refers to itself through %s", name, strings.Join(seen, " -> "))
+		}
+		tmpl, ok := env.InitSecrets[name]
+		if !ok {
+			return "", fmt.Errorf("init_secrets: {{%s}} is not another init secret", name)
+		}
+		var errs []error
+		v := secretRef.ReplaceAllStringFunc(tmpl, func(m string) string {
+			ref := secretRef.FindStringSubmatch(m)[1]
+			if ref == "random" {
+				return rand.Text() + rand.Text() // 52 characters, 260 random bits
+			}
+			if existing[env.Stack+"_"+ref] {
+				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s_%s, which exists and cannot be read back: remove it too, or create %s_%s yourself", name, env.Stack, ref, env.Stack, name))
+				return ""
+			}
+			rv, err := resolve(ref, append(seen, name))
+			errs = append(errs, err)
+			return rv
+		})
+		if err := errors.Join(errs...); err != nil {
+			return "", err
+		}
+		values[name] = v
+		return v, nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
+		full := env.Stack + "_" + name
+		if existing[full] {
+			fmt.Fprintf(out, "Secret %s: exists\n", full)
+			continue
+		}
+		v, err := resolve(name, nil)
+		if err != nil {
+			return err
+		}
+		spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: full, Labels: map[string]string{labelStack: env.Stack}}, Data: []byte(v)}
+		if _, err := api.SecretCreate(ctx, client.SecretCreateOptions{Spec: spec}); err != nil && !cerrdefs.IsConflict(err) {
+			return fmt.Errorf("create secret %s: %w", full, err)
+		}
+		fmt.Fprintf(out, "Secret %s: created (a generated value; it is not shown)\n", full)
+	}
+	return nil
+}

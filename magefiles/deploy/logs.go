@@ -1,0 +1,117 @@
+package deploy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
+)
+
+// LogOptions choose what Logs shows.
+type LogOptions struct {
+	Service string // "" for every service of the stack
+	Since   string // a duration (10m) or a timestamp, as docker logs takes it
+	Follow  bool
+	Tail    string // lines per service; "all" or a number
+}
+
+// Logs writes the services' logs through the Engine API, each line
+// prefixed with its task (service.slot) and node.
+func (d *Deployer) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
+	live, err := ReadLive(ctx, d.API, d.Env.Stack)
+	if err != nil {
+		return err
+	}
+	names := slices.Sorted(maps.Keys(live.Services))
+	if o.Service != "" {
+		if _, ok := live.Services[o.Service]; !ok {
+			return fmt.Errorf("stack %s has no service %q; it has: %s", d.Env.Stack, o.Service, strings.Join(names, ", "))
+		}
+		names = []string{o.Service}
+	}
+	nodes := map[string]string{}
+	if ns, err := d.API.NodeList(ctx, client.NodeListOptions{}); err == nil {
+		for _, n := range ns.Items {
+			nodes[n.ID] = n.Description.Hostname
+		}
+	}
+	var mu sync.Mutex // whole lines from concurrent streams
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, name := range names {
+		svc := live.Services[name]
+		tasks := map[string]string{}
+		if ts, err := d.API.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", svc.ID)}); err == nil {
+			for _, t := range ts.Items {
+				tasks[t.ID] = fmt.Sprintf("%s.%d@%s", name, t.Slot, cmpOr(nodes[t.NodeID], short(t.NodeID, 12)))
+			}
+		}
+		rc, err := d.API.ServiceLogs(ctx, svc.ID, client.ServiceLogsOptions{
+			ShowStdout: true, ShowStderr: true, Since: o.Since, Follow: o.Follow, Tail: cmpOr(o.Tail, "all"), Details: true,
+		})
+		if err != nil {
+			return fmt.Errorf("logs of %s: %w", name, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer rc.Close()
+			pr, pw := io.Pipe()
+			go func() {
+				_, err := stdcopy.StdCopy(pw, pw, rc)
+				pw.CloseWithError(err)
+			}()
+			sc := bufio.NewScanner(pr)
+			sc.Buffer(make([]byte, 64*1024), 1024*1024)
+			for sc.Scan() {
+				prefix, line := taskPrefix(sc.Text(), tasks, name)
+				mu.Lock()
+				fmt.Fprintf(w, "%s | %s\n", prefix, line)
+				mu.Unlock()
+			}
+			if err := sc.Err(); err != nil && ctx.Err() == nil {
+				errs[i] = fmt.Errorf("logs of %s: %w", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return joinErrs(errs)
+}
+
+// taskPrefix splits the details the engine puts before each line
+// (com.docker.swarm.task.id=...,...) from the line, and names the task.
+func taskPrefix(raw string, tasks map[string]string, service string) (string, string) {
+	details, line, ok := strings.Cut(raw, " ")
+	if !ok || !strings.Contains(details, "com.docker.swarm.") {
+		return service, raw
+	}
+	for _, kv := range strings.Split(details, ",") {
+		if id, found := strings.CutPrefix(kv, "com.docker.swarm.task.id="); found {
+			if name, ok := tasks[id]; ok {
+				return name, line
+			}
+			return service + "." + short(id, 12), line
+		}
+	}
+	return service, line
+}
+
+func joinErrs(errs []error) error {
+	var out []string
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e.Error())
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s", strings.Join(out, "; "))
+}

@@ -1,0 +1,142 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/fractionate/service-template/magefiles/dockerimage"
+)
+
+// Resolver looks images up in their registry.
+type Resolver interface {
+	// Digest returns the digest of ref's manifest (ref may hold a tag, a
+	// digest, or both: then the digest must exist).
+	Digest(ctx context.Context, ref string) (string, error)
+	// Version returns the version the build stamped into the image's
+	// labels (org.opencontainers.image.version); "" when there is none.
+	Version(ctx context.Context, ref string) (string, error)
+}
+
+// ErrNotInRegistry is returned for an image or tag the registry does not
+// have.
+var ErrNotInRegistry = errors.New("not in the registry")
+
+// Registry is the Resolver that asks registries over HTTP, with the same
+// credentials image:push uses. Registries on loopback are spoken to over
+// plain HTTP, as the engine does.
+type Registry struct {
+	Getenv   func(string) string
+	Keychain authn.Keychain // authn.DefaultKeychain in production
+
+	mu    sync.Mutex
+	creds map[string]dockerimage.Credentials
+}
+
+func (r *Registry) options(ctx context.Context, ref name.Reference) ([]remote.Option, error) {
+	host := ref.Context().RegistryStr()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.creds[host]
+	if !ok {
+		var err error
+		c, err = dockerimage.ResolveCredentials(ctx, host, r.Getenv, r.Keychain)
+		if err != nil {
+			return nil, err
+		}
+		if r.creds == nil {
+			r.creds = map[string]dockerimage.Credentials{}
+		}
+		r.creds[host] = c
+	}
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(c.Authenticator())}, nil
+}
+
+// Credentials returns what Registry authenticates to host with, for the
+// engine to pull with.
+func (r *Registry) Credentials(ctx context.Context, host string) (dockerimage.Credentials, error) {
+	ref, err := name.ParseReference(host + "/x")
+	if err != nil {
+		return dockerimage.Credentials{}, err
+	}
+	if _, err := r.options(ctx, ref); err != nil {
+		return dockerimage.Credentials{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.creds[ref.Context().RegistryStr()], nil
+}
+
+// parse reads ref for go-containerregistry: with a digest, the digest
+// wins and the tag is for people only.
+func parse(ref string) (name.Reference, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: %w", ref, err)
+	}
+	s := named.Name()
+	if d, ok := named.(reference.Digested); ok {
+		s += "@" + d.Digest().String()
+	} else if t, ok := named.(reference.Tagged); ok {
+		s += ":" + t.Tag()
+	} else {
+		s += ":latest"
+	}
+	return name.ParseReference(s, name.StrictValidation)
+}
+
+// Digest implements Resolver.
+func (r *Registry) Digest(ctx context.Context, ref string) (string, error) {
+	nr, err := parse(ref)
+	if err != nil {
+		return "", err
+	}
+	opts, err := r.options(ctx, nr)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(nr, opts...)
+	if err != nil {
+		return "", registryError(ref, err)
+	}
+	return desc.Digest.String(), nil
+}
+
+// Version implements Resolver.
+func (r *Registry) Version(ctx context.Context, ref string) (string, error) {
+	nr, err := parse(ref)
+	if err != nil {
+		return "", err
+	}
+	opts, err := r.options(ctx, nr)
+	if err != nil {
+		return "", err
+	}
+	img, err := remote.Image(nr, opts...)
+	if err != nil {
+		return "", registryError(ref, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return "", registryError(ref, err)
+	}
+	return cf.Config.Labels["org.opencontainers.image.version"], nil
+}
+
+func registryError(ref string, err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) && (te.StatusCode == http.StatusNotFound ||
+		strings.Contains(te.Error(), "MANIFEST_UNKNOWN") || strings.Contains(te.Error(), "NAME_UNKNOWN")) {
+		return fmt.Errorf("%s: %w", ref, ErrNotInRegistry)
+	}
+	return fmt.Errorf("look up %s in its registry: %w", ref, err)
+}
