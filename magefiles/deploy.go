@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/magefile/mage/mg"
@@ -51,9 +52,15 @@ func (Deploy) RollbackTo(ctx context.Context, env, to string, dryRun *bool) erro
 }
 
 // Scale sets the replicas of <service> in <env> and waits for them (-dryrun).
-func (Deploy) Scale(ctx context.Context, env, service string, replicas int, dryRun *bool) error {
+func (Deploy) Scale(ctx context.Context, env, service, replicas string, dryRun *bool) error {
+	// Parsed here rather than by mage, whose own error would exit 2, the
+	// code that means "failed and restored".
+	n, err := strconv.Atoi(replicas)
+	if err != nil {
+		return deploy.Refused(fmt.Errorf("deploy:scale: replicas %q is not a whole number", replicas))
+	}
 	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		return d.Scale(ctx, service, replicas, flag(dryRun))
+		return d.Scale(ctx, service, n, flag(dryRun))
 	})
 }
 

@@ -28,26 +28,31 @@ type Applied struct {
 // Names are the services the apply touched, sorted.
 func (a *Applied) Names() []string { return slices.Sorted(maps.Keys(a.Kept)) }
 
-// Apply makes the plan's changes through the Engine API: networks and
-// configs first, then every service at once, as docker stack deploy does.
-// It returns what it changed even when it stops half-way, so the caller can
-// restore it.
-func Apply(ctx context.Context, api client.APIClient, p *Plan, live *Live, auth AuthFunc, out io.Writer) (*Applied, error) {
-	a := &Applied{Kept: map[string]*swarm.ServiceSpec{}, IDs: map[string]string{}}
+// ApplyObjects creates the networks and configs the plan needs. They are
+// not undone on failure: nothing uses them but the services.
+func ApplyObjects(ctx context.Context, api client.APIClient, p *Plan, out io.Writer) error {
 	for _, name := range p.CreateNetworks {
 		fmt.Fprintf(out, "  creating network %s\n", name)
 		if _, err := api.NetworkCreate(ctx, name, p.networks[name]); err != nil {
-			return a, fmt.Errorf("create network %s: %w", name, err)
+			return fmt.Errorf("create network %s: %w", name, err)
 		}
 	}
 	for _, name := range p.CreateConfigs {
 		fmt.Fprintf(out, "  creating config %s\n", name)
 		if _, err := api.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: p.configs[name]}); err != nil && !cerrdefs.IsConflict(err) {
-			return a, fmt.Errorf("create config %s: %w", name, err)
+			return fmt.Errorf("create config %s: %w", name, err)
 		}
 	}
-	for _, c := range p.Touched() {
-		full := p.Stack + "_" + c.Name
+	return nil
+}
+
+// ApplyServices makes the service changes through the Engine API, all at
+// once as docker stack deploy does, recording each in a as it goes: when
+// it stops half-way, a holds what to restore. Its Watches are this call's.
+func ApplyServices(ctx context.Context, api client.APIClient, stack string, changes []ServiceChange, live *Live, auth AuthFunc, a *Applied, out io.Writer) error {
+	a.Watches = nil
+	for _, c := range changes {
+		full := stack + "_" + c.Name
 		w := Watch{Name: c.Name, Rolling: c.Rolling}
 		var err error
 		switch c.Action {
@@ -71,15 +76,22 @@ func Apply(ctx context.Context, api client.APIClient, p *Plan, live *Live, auth 
 			svc := live.Services[c.Name]
 			a.Kept[c.Name], a.IDs[c.Name], w.ID, w.Gone = c.Old, svc.ID, svc.ID, true
 			_, err = api.ServiceRemove(ctx, svc.ID, client.ServiceRemoveOptions{})
+		default:
+			continue
 		}
 		w.Applied = time.Now()
 		if err != nil {
-			return a, fmt.Errorf("%s service %s: %w", c.Action, full, err)
+			return fmt.Errorf("%s service %s: %w", c.Action, full, err)
 		}
 		fmt.Fprintf(out, "  %s service %s\n", verb(c.Action), full)
 		a.Watches = append(a.Watches, w)
 	}
-	return a, nil
+	return nil
+}
+
+// NewApplied starts an empty record of changes.
+func NewApplied() *Applied {
+	return &Applied{Kept: map[string]*swarm.ServiceSpec{}, IDs: map[string]string{}}
 }
 
 func verb(a Action) string {

@@ -412,10 +412,12 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 	}
 
 	fmt.Fprintln(d.Out, "Applying:")
-	applied, err := Apply(ctx, d.API, plan, live, d.Auth, d.Out)
-	if err == nil {
-		fmt.Fprintf(d.Out, "Waiting for %d service(s) to converge (deadline %s):\n", len(applied.Watches), d.Env.Deadline)
-		err = Converge(ctx, d.API, applied.Watches, ConvergeOptions{Deadline: d.Env.Deadline, Poll: d.Poll, Out: d.Out})
+	applied := NewApplied()
+	err = d.apply(ctx, plan, live, applied, action == "deploy")
+	var mig *migrationError
+	if errors.As(err, &mig) && len(applied.Kept) == 0 {
+		rec.Result, rec.Reason, rec.Duration = NotApplied, err.Error(), time.Since(start)
+		return d.record(history, rec, Refused(fmt.Errorf("%s stopped before any service changed: %w", action, err)))
 	}
 	if err == nil {
 		rec.Result, rec.Duration = Succeeded, time.Since(start)
@@ -445,6 +447,83 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 	rec.Result = RolledBack
 	fmt.Fprintln(d.Out, "Restored: every touched service runs its previous spec again.")
 	return d.record(history, rec, &ExitError{Code: ExitRestored, Err: fmt.Errorf("%s failed and was rolled back: %w", action, reason)})
+}
+
+// migrationError is a failed migration job: the deploy stops there.
+type migrationError struct{ err error }
+
+func (e *migrationError) Error() string { return "migrations failed: " + e.err.Error() }
+func (e *migrationError) Unwrap() error { return e.err }
+
+// apply makes the plan's changes in the order a release needs: networks
+// and configs; then the services that do not run the release's image (the
+// database, say), converged; then the release's migrations, once, as a
+// job; then the services that run the release, converged. On an error,
+// applied holds everything changed so far.
+func (d *Deployer) apply(ctx context.Context, plan *Plan, live *Live, applied *Applied, migrate bool) error {
+	if err := ApplyObjects(ctx, d.API, plan, d.Out); err != nil {
+		return err
+	}
+	var deps, app []ServiceChange
+	for _, c := range plan.Touched() {
+		if runsImage(c, d.Env.Image) {
+			app = append(app, c)
+		} else {
+			deps = append(deps, c)
+		}
+	}
+	co := ConvergeOptions{Deadline: d.Env.Deadline, Poll: d.Poll, Out: d.Out}
+	phase := func(changes []ServiceChange) error {
+		if len(changes) == 0 {
+			return nil
+		}
+		if err := ApplyServices(ctx, d.API, plan.Stack, changes, live, d.Auth, applied, d.Out); err != nil {
+			return err
+		}
+		fmt.Fprintf(d.Out, "Waiting for %d service(s) to converge (deadline %s):\n", len(applied.Watches), d.Env.Deadline)
+		return Converge(ctx, d.API, applied.Watches, co)
+	}
+	if err := phase(deps); err != nil {
+		return err
+	}
+	if base, ok := migrationBase(app, d.Env.Image); ok && migrate {
+		fmt.Fprintf(d.Out, "Migrations: running %s once, as a job on the stack's network\n", "app migrate up")
+		start := time.Now()
+		err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
+			Name: plan.Stack + "_migrate", Args: []string{"migrate", "up"}, Deadline: d.Env.Deadline, Out: d.Out, Auth: d.Auth, Poll: d.Poll,
+		})
+		if err != nil {
+			return &migrationError{err}
+		}
+		fmt.Fprintf(d.Out, "Migrations: done in %s\n", time.Since(start).Round(100*time.Millisecond))
+	}
+	return phase(app)
+}
+
+// runsImage reports whether a change concerns a service of the release's
+// repository, before or after.
+func runsImage(c ServiceChange, repo string) bool {
+	for _, s := range []*swarm.ServiceSpec{c.Old, c.New} {
+		if s != nil && ImageOf(*s).Repository == repo {
+			return true
+		}
+	}
+	return false
+}
+
+// migrationBase is the spec the migration job copies: the first created or
+// updated service that runs a new image of the release's repository. None
+// when the release's image does not change.
+func migrationBase(changes []ServiceChange, repo string) (swarm.ServiceSpec, bool) {
+	for _, c := range changes {
+		if c.New == nil || ImageOf(*c.New).Repository != repo {
+			continue
+		}
+		if c.Old == nil || ImageOf(*c.Old).Digest != ImageOf(*c.New).Digest {
+			return *c.New, true
+		}
+	}
+	return swarm.ServiceSpec{}, false
 }
 
 // record writes rec; a failure to write is reported along with result.

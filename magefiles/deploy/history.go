@@ -32,6 +32,7 @@ const (
 	Succeeded  = "succeeded"   // exit 0
 	RolledBack = "rolled back" // exit 2: failed, previous release restored
 	Failed     = "failed"      // exit 3: failed, could not restore
+	NotApplied = "not applied" // exit 1: stopped before any service changed (a failed migration)
 )
 
 // Record is one deploy, rollback or scale, as kept in the Swarm.

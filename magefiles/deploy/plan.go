@@ -139,6 +139,9 @@ func describe(have, want swarm.ServiceSpec, paths []string) []string {
 	}
 	for _, p := range paths {
 		switch {
+		case p == "Labels.com.docker.stack.image":
+			// docker stack deploy's record of the file's image: it changes
+			// with the image, which is listed.
 		case strings.HasPrefix(p, "TaskTemplate.ContainerSpec.Image"):
 			once("image", "image "+ImageOf(have).Short()+" -> "+ImageOf(want).Short())
 		case strings.HasPrefix(p, "TaskTemplate.ContainerSpec.Env"):

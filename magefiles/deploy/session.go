@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -33,9 +34,14 @@ func ProcessSetup() Setup {
 	return Setup{Root: ".", Getenv: os.Getenv, Lookup: os.LookupEnv, Out: os.Stdout}
 }
 
-// Environments loads the environments file of the repository.
+// Environments loads the environments file: DEPLOY_ENVIRONMENTS_FILE when
+// set (a file of your own, or a test's), else the repository's.
 func (s Setup) Environments() (Environments, error) {
-	return LoadEnvironments(s.Root+"/"+EnvironmentsFile, s.Root)
+	path := s.Getenv("DEPLOY_ENVIRONMENTS_FILE")
+	if path == "" {
+		path = filepath.Join(s.Root, EnvironmentsFile)
+	}
+	return LoadEnvironments(path, s.Root)
 }
 
 // Open prepares a Deployer for the named environment: the file, a client

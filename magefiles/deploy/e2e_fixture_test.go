@@ -1,0 +1,685 @@
+package deploy_test
+
+// The end-to-end fixture: a single-node Swarm of the tests' own, a registry
+// on 127.0.0.1 started by deploy:init, the app image in three releases, a
+// load client image, and the mage targets compiled from a git clone of the
+// working tree, run as a stranger runs them. Set up once for the package
+// and torn down in TestMain, so the engine ends as it began.
+
+import (
+	"archive/tar"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"crypto/rand"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/internal/dockertest"
+	"github.com/fractionate/service-template/magefiles/deploy"
+	"github.com/fractionate/service-template/magefiles/dockerimage"
+	"github.com/fractionate/service-template/magefiles/runner"
+)
+
+// Prefix starts the name of every end-to-end test: test:e2e runs them, one
+// package at a time, and test:integration does not.
+const e2ePrefix = "TestE2E"
+
+type fixture struct {
+	cli      *client.Client
+	tmp      string // removed at the end
+	clone    string // a git repository holding the working tree; the targets run here
+	bin      string // the compiled mage targets
+	port     int    // the registry's
+	registry string // 127.0.0.1:port
+	repo     string // the app's repository in the registry
+	postgres string // the Postgres image in the registry
+	images   map[string]string // release name -> tag@digest in repo
+	digests  map[string]string // release name -> digest
+	load     string            // the load client image
+	gwBridge bool              // docker_gwbridge existed before
+	initEnv  string            // environments file deploy:init ran with
+	outputs  bytes.Buffer      // everything the targets printed, for the canary check
+	mu       sync.Mutex
+}
+
+var (
+	fx      *fixture
+	fxOnce  sync.Once
+	fxErr   error
+	fxSkip  string
+	cleanup []func()
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for i := len(cleanup) - 1; i >= 0; i-- {
+		cleanup[i]()
+	}
+	os.Exit(code)
+}
+
+// setup returns the shared fixture, making it on first use. A test that
+// cannot have it skips (or, under TEST_REQUIRE_DOCKER=1, fails).
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	if !strings.HasPrefix(t.Name(), e2ePrefix) {
+		t.Fatalf("%s uses the Swarm fixture, so its name must start with %s", t.Name(), e2ePrefix)
+	}
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped in -short mode")
+	}
+	if os.Getenv("TEST_SWARM") != "1" {
+		// An explicit opt-in, not a missing engine: it makes the engine a
+		// Swarm for minutes, which nobody wants as a side effect of go test.
+		t.Skip("set TEST_SWARM=1 to let the end-to-end tests make this engine a single-node Swarm (they leave it afterwards)")
+	}
+	fxOnce.Do(func() { fx, fxErr, fxSkip = newFixture() })
+	if fxSkip != "" {
+		dockertest.Missing(t, fxSkip)
+	}
+	if fxErr != nil {
+		t.Fatalf("end-to-end fixture: %v", fxErr)
+	}
+	return fx
+}
+
+func newFixture() (f *fixture, err error, skip string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cli, err := dockerimage.NewClient()
+	if err != nil {
+		return nil, nil, "end-to-end tests need a Docker engine: " + err.Error()
+	}
+	info, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, nil, "end-to-end tests need a Docker engine: " + err.Error()
+	}
+	if st := info.Info.Swarm.LocalNodeState; st != swarm.LocalNodeStateInactive {
+		return nil, nil, fmt.Sprintf("the engine is in a Swarm already (%s): the end-to-end tests only use a Swarm of their own", st)
+	}
+	regImage := cmp.Or(os.Getenv("REGISTRY_IMAGE"), deploy.DefaultRegistryImage)
+	pgImage := cmp.Or(os.Getenv("POSTGRES_IMAGE"), "postgres:16-alpine")
+	for _, img := range []string{regImage, pgImage} {
+		if _, err := cli.ImageInspect(ctx, img); err != nil {
+			return nil, nil, fmt.Sprintf("end-to-end tests need the image %s locally (REGISTRY_IMAGE, POSTGRES_IMAGE name others): %v", img, err)
+		}
+	}
+	f = &fixture{cli: cli, images: map[string]string{}, digests: map[string]string{}}
+	f.tmp, err = os.MkdirTemp("", "deploy-e2e-")
+	if err != nil {
+		return nil, err, ""
+	}
+	f.gwBridge = networkExists(ctx, cli, "docker_gwbridge")
+	cleanup = append(cleanup, f.teardown)
+
+	// The working tree as a clean repository of its own: the targets read
+	// git facts, and the protected-environment tests change them.
+	f.clone = filepath.Join(f.tmp, "repo")
+	repoRoot, _ := filepath.Abs("../..")
+	if err := dockerimage.CopyRepo(ctx, repoRoot, f.clone); err != nil {
+		return nil, err, ""
+	}
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"add", "-A"},
+		{"-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-q", "-m", "e2e"},
+	} {
+		if _, err := runner.Output(ctx, runner.Command("git", args...).InDir(f.clone)); err != nil {
+			return nil, err, ""
+		}
+	}
+	f.bin = filepath.Join(f.tmp, "mage-targets")
+	if _, err := runner.Output(ctx, runner.Command("go", "tool", "mage", "-compile", f.bin).InDir(f.clone)); err != nil {
+		return nil, fmt.Errorf("compile the mage targets: %w", err), ""
+	}
+
+	// deploy:init makes the Swarm and starts the registry, as on a laptop.
+	f.port = freePort()
+	f.registry = "127.0.0.1:" + strconv.Itoa(f.port)
+	f.repo = f.registry + "/e2e-app"
+	f.initEnv = f.writeEnv("init", envSpec{Name: "e2einit", Stack: "e2einit", Registry: true})
+	if out, code := f.runTarget(ctx, f.initEnv, nil, "deploy:init", "e2einit"); code != 0 {
+		return nil, fmt.Errorf("deploy:init exited %d:\n%s", code, out), ""
+	}
+
+	// The releases: v1 and v2 differ in their stamped version (so in their
+	// binary and digest); bad is v1 whose health check never passes.
+	for _, v := range []string{"v1.0.0", "v2.0.0"} {
+		if err := f.buildApp(ctx, v); err != nil {
+			return nil, err, ""
+		}
+	}
+	if err := f.derive(ctx, "bad", "v1.0.0", `HEALTHCHECK --interval=2s --timeout=2s --start-period=1s --retries=2 CMD ["/app", "no-such-command"]`); err != nil {
+		return nil, err, ""
+	}
+	f.postgres = f.registry + "/postgres:e2e"
+	if _, err := f.push(ctx, pgImage, f.postgres); err != nil {
+		return nil, err, ""
+	}
+	if f.load, err = f.buildLoadClient(ctx); err != nil {
+		return nil, err, ""
+	}
+	return f, nil, ""
+}
+
+func (f *fixture) teardown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// Services first, and their containers with them: leaving the Swarm
+	// would strand the containers of tasks being removed.
+	if ss, err := f.cli.ServiceList(ctx, client.ServiceListOptions{}); err == nil {
+		for _, s := range ss.Items {
+			_, _ = f.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{})
+		}
+	}
+	f.waitNoTaskContainers(ctx)
+	if _, err := f.cli.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e cleanup: leave the Swarm:", err)
+	}
+	name := "e2einit-registry"
+	if _, err := f.cli.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		fmt.Fprintln(os.Stderr, "e2e cleanup: remove the registry:", err)
+	}
+	vs, _ := f.cli.VolumeList(ctx, client.VolumeListOptions{})
+	for _, v := range vs.Items {
+		if strings.HasPrefix(v.Name, "e2e") {
+			if _, err := f.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
+				fmt.Fprintln(os.Stderr, "e2e cleanup: remove volume", v.Name, err)
+			}
+		}
+	}
+	imgs, _ := f.cli.ImageList(ctx, client.ImageListOptions{All: true})
+	for _, img := range imgs.Items {
+		for _, tag := range append(img.RepoTags, img.RepoDigests...) {
+			if strings.HasPrefix(tag, f.registry+"/") || strings.HasPrefix(tag, "e2e-") {
+				_, _ = f.cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+				break
+			}
+		}
+	}
+	if !f.gwBridge {
+		if _, err := f.cli.NetworkRemove(ctx, "docker_gwbridge", client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			fmt.Fprintln(os.Stderr, "e2e cleanup: remove docker_gwbridge:", err)
+		}
+	}
+	_ = f.cli.Close()
+	_ = os.RemoveAll(f.tmp)
+}
+
+// waitNoTaskContainers waits for the containers of Swarm tasks to go,
+// then removes any that stay.
+func (f *fixture) waitNoTaskContainers(ctx context.Context) {
+	tasks := client.Filters{}.Add("label", "com.docker.swarm.service.id")
+	deadline := time.Now().Add(time.Minute)
+	for ctx.Err() == nil {
+		cs, err := f.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: tasks})
+		if err != nil || len(cs.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, c := range cs.Items {
+				_, _ = f.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			}
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// buildApp builds the app image stamped with version and pushes it.
+func (f *fixture) buildApp(ctx context.Context, version string) error {
+	var out bytes.Buffer
+	b, err := dockerimage.BuildImage(ctx, runner.Exec{Quiet: true, Stderr: &out}, f.cli, dockerimage.Plan{
+		Dir: f.clone, Repository: f.repo, Tags: []string{version}, Out: &out,
+		Stamp: dockerimage.Stamp{Version: version, Commit: "e2e", Title: "e2e-app"},
+	})
+	if err != nil {
+		return fmt.Errorf("build %s: %w\n%s", version, err, out.String())
+	}
+	_, err = f.push(ctx, b.Refs[0], b.Refs[0])
+	return err
+}
+
+// derive builds release name from another with extra Dockerfile lines.
+func (f *fixture) derive(ctx context.Context, name, from, lines string) error {
+	dockerfile := "FROM " + f.repo + ":" + from + "\n" + lines + "\n"
+	ref := f.repo + ":" + name
+	if err := f.buildContext(ctx, ref, map[string][]byte{"Dockerfile": []byte(dockerfile)}); err != nil {
+		return err
+	}
+	_, err := f.push(ctx, ref, ref)
+	return err
+}
+
+// push tags src as ref and pushes it, recording the digest under ref's tag.
+func (f *fixture) push(ctx context.Context, src, ref string) (string, error) {
+	if src != ref {
+		if _, err := f.cli.ImageTag(ctx, client.ImageTagOptions{Source: src, Target: ref}); err != nil {
+			return "", fmt.Errorf("tag %s as %s: %w", src, ref, err)
+		}
+	}
+	pushed, err := dockerimage.Push(ctx, f.cli, []string{ref}, dockerimage.Credentials{}, io.Discard)
+	if err != nil {
+		return "", err
+	}
+	tag := deploy.ParseImage(ref).Tag
+	if strings.HasPrefix(ref, f.repo+":") {
+		f.images[tag] = tag + "@" + pushed[0].Digest
+		f.digests[tag] = pushed[0].Digest
+	}
+	return pushed[0].Digest, nil
+}
+
+// buildContext builds an image from files with the classic builder.
+func (f *fixture) buildContext(ctx context.Context, ref string, files map[string][]byte) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, data := range files {
+		mode := int64(0o644)
+		if name != "Dockerfile" {
+			mode = 0o755
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	resp, err := f.cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true})
+	if err != nil {
+		return fmt.Errorf("build %s: %w", ref, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if bytes.Contains(out, []byte(`"error"`)) {
+		return fmt.Errorf("build %s: %s", ref, out)
+	}
+	return nil
+}
+
+// buildLoadClient compiles the load client and packages it FROM scratch.
+func (f *fixture) buildLoadClient(ctx context.Context) (string, error) {
+	bin := filepath.Join(f.tmp, "loadclient")
+	goarch, err := runner.Output(ctx, runner.Command("go", "env", "GOARCH"))
+	if err != nil {
+		return "", err
+	}
+	cmd := runner.Command("go", "build", "-trimpath", "-o", bin, "./magefiles/loadclient").InDir(f.clone).
+		WithEnv("CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if _, err := runner.Output(ctx, cmd); err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", err
+	}
+	ref := "e2e-loadclient:" + unique()
+	return ref, f.buildContext(ctx, ref, map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY loadclient /loadclient\nENTRYPOINT [\"/loadclient\"]\n"),
+		"loadclient": data,
+	})
+}
+
+// envSpec is one environment of a test's environments file.
+type envSpec struct {
+	Name, Stack string
+	Files       []string // besides docker-compose.prod.yml and the test override
+	Protected   bool
+	PromoteFrom string
+	Registry    bool
+	Deadline    string
+	MaxReplicas int
+	Variables   map[string]string
+}
+
+// testOverride holds what only this machine needs: Postgres reached by
+// DNS round robin (there is no IPVS for VIPs here) and a network the load
+// client's container can join. The app keeps its production settings but
+// shorter update delays and monitor periods, so the suite ends in minutes.
+const testOverride = `version: "3.9"
+services:
+  app:
+    deploy:
+      update_config:
+        delay: 2s
+        monitor: 8s
+      rollback_config:
+        delay: 1s
+  postgres:
+    deploy:
+      endpoint_mode: dnsrr
+networks:
+  internal:
+    attachable: true
+`
+
+// writeEnv writes an environments file holding envs and returns its path.
+func (f *fixture) writeEnv(file string, envs ...envSpec) string {
+	override := filepath.Join(f.tmp, "swarm-test.yml")
+	_ = os.WriteFile(override, []byte(testOverride), 0o644)
+	var b strings.Builder
+	b.WriteString("environments:\n")
+	for _, e := range envs {
+		fmt.Fprintf(&b, "  %s:\n    stack: %s\n    image: %s\n    app_env: staging\n", e.Name, e.Stack, f.repo)
+		fmt.Fprintf(&b, "    deadline: %s\n    history: 10\n    max_replicas: %d\n", cmp.Or(e.Deadline, "3m"), cmp.Or(e.MaxReplicas, 4))
+		fmt.Fprintf(&b, "    files: [docker-compose.prod.yml, %s", override)
+		for _, x := range e.Files {
+			fmt.Fprintf(&b, ", %s", x)
+		}
+		b.WriteString("]\n")
+		if e.Protected {
+			fmt.Fprintf(&b, "    protected: true\n    promote_from: %s\n", e.PromoteFrom)
+		}
+		if e.Registry {
+			fmt.Fprintf(&b, "    registry:\n      port: %d\n", f.port)
+		}
+		fmt.Fprintf(&b, "    variables:\n      POSTGRES_IMAGE: %s\n      HTTP_PORT: \"%d\"\n", f.postgres, freePort())
+		for k, v := range e.Variables {
+			fmt.Fprintf(&b, "      %s: %q\n", k, v)
+		}
+	}
+	path := filepath.Join(f.tmp, file+".yml")
+	_ = os.WriteFile(path, []byte(b.String()), 0o644)
+	return path
+}
+
+// runTarget runs the compiled targets in the clone, as a stranger would,
+// and returns their output and exit code.
+func (f *fixture) runTarget(ctx context.Context, envFile string, env []string, args ...string) (string, int) {
+	cmd := f.command(ctx, envFile, env, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	f.keep(out.String())
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		return out.String() + "\n" + err.Error(), -1
+	}
+	return out.String(), code
+}
+
+func (f *fixture) command(ctx context.Context, envFile string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, f.bin, args...)
+	cmd.Dir = f.clone
+	cmd.Env = append(os.Environ(), "DEPLOY_ENVIRONMENTS_FILE="+envFile, "REGISTRY_IMAGE="+cmp.Or(os.Getenv("REGISTRY_IMAGE"), deploy.DefaultRegistryImage))
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+func (f *fixture) keep(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.outputs.WriteString(s)
+}
+
+// createSecrets makes the stack's two secrets with password in them.
+func (f *fixture) createSecrets(t *testing.T, stack, password string) {
+	t.Helper()
+	for name, value := range map[string]string{
+		"postgres_password": password,
+		"database_url":      "postgres://app:" + password + "@postgres:5432/app?sslmode=disable",
+	} {
+		spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: stack + "_" + name}, Data: []byte(value)}
+		if _, err := f.cli.SecretCreate(t.Context(), client.SecretCreateOptions{Spec: spec}); err != nil {
+			t.Fatalf("create secret %s_%s: %v", stack, name, err)
+		}
+	}
+}
+
+// removeStack removes a stack's services and waits for their containers,
+// then removes its volumes: each test leaves the Swarm as it found it.
+func (f *fixture) removeStack(t *testing.T, stack string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	byStack := client.Filters{}.Add("label", deploy.StackLabel+"="+stack)
+	ss, err := f.cli.ServiceList(ctx, client.ServiceListOptions{Filters: byStack})
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	for _, s := range ss.Items {
+		_, _ = f.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{})
+	}
+	for ctx.Err() == nil {
+		cs, err := f.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: byStack})
+		if err != nil || len(cs.Items) == 0 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	vs, _ := f.cli.VolumeList(ctx, client.VolumeListOptions{Filters: byStack})
+	for _, v := range vs.Items {
+		_, _ = f.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true})
+	}
+}
+
+// Load is a load client running on a stack's network.
+type Load struct {
+	f  *fixture
+	id string
+}
+
+// startLoad starts the load client against the stack's app and waits
+// until its first requests succeed.
+func (f *fixture) startLoad(t *testing.T, stack string) *Load {
+	t.Helper()
+	ctx := t.Context()
+	r, err := f.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: "e2e-load-" + unique(),
+		Config: &container.Config{Image: f.load, Cmd: []string{
+			"-url", "http://tasks.app:8080", "-rate", "60", "-slow", "4", "-slow-duration", "3s",
+		}},
+		HostConfig:       &container.HostConfig{},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{stack + "_internal": {}}},
+	})
+	if err != nil {
+		t.Fatalf("create the load client: %v", err)
+	}
+	l := &Load{f: f, id: r.ID}
+	t.Cleanup(func() {
+		_, _ = f.cli.ContainerRemove(context.Background(), r.ID, client.ContainerRemoveOptions{Force: true})
+	})
+	if _, err := f.cli.ContainerStart(ctx, r.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatalf("start the load client: %v", err)
+	}
+	return l
+}
+
+// Stop ends the load and returns its counts.
+func (l *Load) Stop(t *testing.T) loadSummary {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := l.f.cli.ContainerKill(ctx, l.id, client.ContainerKillOptions{Signal: "TERM"}); err != nil {
+		t.Fatalf("stop the load client: %v", err)
+	}
+	wait := l.f.cli.ContainerWait(ctx, l.id, client.ContainerWaitOptions{})
+	select {
+	case <-wait.Result:
+	case err := <-wait.Error:
+		t.Fatalf("wait for the load client: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the load client did not stop within a minute")
+	}
+	rc, err := l.f.cli.ContainerLogs(ctx, l.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var stdout, stderr bytes.Buffer
+	_, _ = stdcopy.StdCopy(&stdout, &stderr, rc)
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var s loadSummary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
+		t.Fatalf("load client summary: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("load: %d GETs (%d failed), %d slow uploads (%d failed) in %.0fs: %.0f requests/s", s.Sent, s.Failed, s.SlowSent, s.SlowFailed, s.Seconds, float64(s.Sent+s.SlowSent)/s.Seconds)
+	return s
+}
+
+type loadSummary struct {
+	Sent       int64    `json:"sent"`
+	Failed     int64    `json:"failed"`
+	SlowSent   int64    `json:"slow_sent"`
+	SlowFailed int64    `json:"slow_failed"`
+	Seconds    float64  `json:"seconds"`
+	Errors     []string `json:"errors"`
+}
+
+// zeroFailures fails t unless the load lost nothing and ran at 50/s or more.
+func zeroFailures(t *testing.T, s loadSummary) {
+	t.Helper()
+	if s.Failed != 0 || s.SlowFailed != 0 {
+		t.Errorf("%d of %d requests and %d of %d slow uploads failed: %v", s.Failed, s.Sent, s.SlowFailed, s.SlowSent, s.Errors)
+	}
+	if rate := float64(s.Sent) / s.Seconds; rate < 50 {
+		t.Errorf("the load ran at %.1f requests/s, want at least 50", rate)
+	}
+	if s.SlowSent == 0 {
+		t.Error("no slow upload was sent")
+	}
+}
+
+// serviceImages are the digests the stack's services' specs run.
+func (f *fixture) serviceImages(t *testing.T, stack string) map[string]string {
+	t.Helper()
+	ss, err := f.cli.ServiceList(t.Context(), client.ServiceListOptions{Filters: client.Filters{}.Add("label", deploy.StackLabel+"="+stack)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range ss.Items {
+		out[strings.TrimPrefix(s.Spec.Name, stack+"_")] = deploy.ImageOf(s.Spec).Digest
+	}
+	return out
+}
+
+// taskDigests are the digests of the running tasks of a service.
+func (f *fixture) taskDigests(t *testing.T, service string) []string {
+	t.Helper()
+	ts, err := f.cli.TaskList(t.Context(), client.TaskListOptions{Filters: client.Filters{}.Add("service", service).Add("desired-state", "running")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, task := range ts.Items {
+		if task.Status.State == swarm.TaskStateRunning {
+			out = append(out, deploy.ParseImage(task.Spec.ContainerSpec.Image).Digest)
+		}
+	}
+	return out
+}
+
+// snapshot is what must not change when a target refuses or dry-runs.
+func (f *fixture) snapshot(t *testing.T) string {
+	t.Helper()
+	ctx := t.Context()
+	var b strings.Builder
+	ss, err := f.cli.ServiceList(ctx, client.ServiceListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss.Items {
+		fmt.Fprintf(&b, "service %s v%d %s\n", s.Spec.Name, s.Version.Index, s.Spec.TaskTemplate.ContainerSpec.Image)
+	}
+	sec, err := f.cli.SecretList(ctx, client.SecretListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sec.Items {
+		fmt.Fprintf(&b, "secret %s %s v%d\n", s.Spec.Name, s.ID, s.Version.Index)
+	}
+	cfg, err := f.cli.ConfigList(ctx, client.ConfigListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.Items {
+		fmt.Fprintf(&b, "config %s %s\n", c.Spec.Name, c.ID)
+	}
+	return sortLines(b.String())
+}
+
+func sortLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+func networkExists(ctx context.Context, cli *client.Client, name string) bool {
+	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("name", "^"+name+"$")})
+	return err == nil && len(ns.Items) > 0
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func unique() string { return strings.ToLower(rand.Text()[:8]) }
+
+// lockedBuffer collects a running command's output for another goroutine
+// to read.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor waits until out contains s.
+func waitFor(t *testing.T, out *lockedBuffer, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q within %s:\n%s", s, timeout, out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func execOutput(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,120 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+)
+
+// JobOptions describe a one-off task.
+type JobOptions struct {
+	Name     string   // the service name; an existing one (left by a killed run) is removed first
+	Args     []string // replace the image's CMD: "migrate", "up"
+	Deadline time.Duration
+	Out      io.Writer // the job's output, each line prefixed
+	Auth     AuthFunc
+	Poll     time.Duration
+}
+
+// RunJob runs base's image once as a Swarm replicated-job with base's
+// networks, secrets, environment and placement, and args as its command.
+// It watches the task itself, with a deadline (docker service create
+// --detach=false hangs forever on a failing job, docker/cli#2979), prints
+// the task's output, and removes the job whatever happened.
+func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.ServiceSpec, o JobOptions) error {
+	if o.Poll == 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	one := uint64(1)
+	if err := removeService(cleanup, api, o.Name); err != nil {
+		return err
+	}
+	spec := swarm.ServiceSpec{
+		Annotations:  swarm.Annotations{Name: o.Name, Labels: map[string]string{labelKind: "job"}},
+		TaskTemplate: base.TaskTemplate,
+		Mode:         swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}},
+	}
+	cs := *base.TaskTemplate.ContainerSpec
+	cs.Args = o.Args
+	// A job's health check would only delay its end.
+	cs.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
+	spec.TaskTemplate.ContainerSpec = &cs
+	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
+	spec.TaskTemplate.ForceUpdate = 0
+	r, err := createService(ctx, api, spec, o.Auth)
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", o.Name, err)
+	}
+	defer func() { _ = removeService(cleanup, api, r.ID) }()
+
+	start := time.Now()
+	deadline := time.NewTimer(o.Deadline)
+	defer deadline.Stop()
+	var final swarm.Task
+	for {
+		ts, err := api.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", r.ID)})
+		if err != nil {
+			return fmt.Errorf("tasks of job %s: %w", o.Name, err)
+		}
+		done := false
+		for _, t := range ts.Items {
+			switch t.Status.State {
+			case swarm.TaskStateComplete, swarm.TaskStateFailed, swarm.TaskStateRejected:
+				final, done = t, true
+			case swarm.TaskStatePending:
+				if t.Status.Err != "" && time.Since(start) >= unplaceableAfter {
+					return fmt.Errorf("job %s: no node can run it: %s", o.Name, t.Status.Err)
+				}
+			}
+		}
+		if done {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("job %s: %w", o.Name, ctx.Err())
+		case <-deadline.C:
+			return fmt.Errorf("job %s: not finished within %s", o.Name, o.Deadline)
+		case <-time.After(o.Poll):
+		}
+	}
+	printJobLogs(ctx, api, r.ID, o.Out)
+	if final.Status.State != swarm.TaskStateComplete {
+		return fmt.Errorf("job %s %s", o.Name, taskError(final))
+	}
+	return nil
+}
+
+func printJobLogs(ctx context.Context, api client.APIClient, id string, out io.Writer) {
+	rc, err := api.ServiceLogs(ctx, id, client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "200"})
+	if err != nil {
+		fmt.Fprintf(out, "  (no output: %v)\n", err)
+		return
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
+		fmt.Fprintf(out, "  (output cut short: %v)\n", err)
+	}
+	sc := bufio.NewScanner(&buf)
+	for sc.Scan() {
+		fmt.Fprintf(out, "  | %s\n", strings.TrimRight(sc.Text(), "\r"))
+	}
+}
+
+func removeService(ctx context.Context, api client.APIClient, id string) error {
+	if _, err := api.ServiceRemove(ctx, id, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	return nil
+}
