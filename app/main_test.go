@@ -475,6 +475,7 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", tt.listen)
 			if err != nil {
+				// plain skip: no Docker here; a machine without IPv6 loopback.
 				t.Skipf("cannot listen on %s here: %v", tt.listen, err)
 			}
 			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
