@@ -142,7 +142,7 @@ func TestHungDatabaseAnswers503Promptly(t *testing.T) {
 	for wave := range 2 { // the second wave finds no slot held by the first
 		codes, retryAfter, took := a.fire(t, 9)
 		slowest := checkPrompt503s(t, codes, retryAfter, took, timeout+time.Second)
-		t.Logf("wave %d: 9 requests (pool of 2) against a hung database: all 503, the slowest in %s (database.query_timeout %s)", wave+1, slowest, timeout)
+		t.Logf("wave %d: 9 requests (pool of 2) against a hung database; the slowest answered in %s (database.query_timeout %s)", wave+1, slowest, timeout)
 	}
 	deadline := time.Now().Add(timeout + 2*time.Second)
 	for {
@@ -218,7 +218,7 @@ func TestIntegrationPausedPostgresAnswers503Promptly(t *testing.T) {
 
 	codes, retryAfter, took := a.fire(t, 9)
 	slowest := checkPrompt503s(t, codes, retryAfter, took, timeout+1500*time.Millisecond)
-	t.Logf("9 requests (pool of 3) against a paused Postgres: all 503, the slowest in %s (database.query_timeout %s)", slowest, timeout)
+	t.Logf("9 requests (pool of 3) against a paused Postgres; the slowest answered in %s (database.query_timeout %s)", slowest, timeout)
 	if code, body := a.get(t, "/ready"); code != 503 || body["checks"].(map[string]any)["postgres"] != "timeout" {
 		t.Errorf("/ready = %d %v, want 503 with postgres: timeout", code, body)
 	}
