@@ -221,19 +221,19 @@ func withDatabase(dsn, db string) string {
 	return u.String()
 }
 
-// RefusedError is the error pgx gives for a Postgres that refuses
-// connections, as user to database on a loopback port nothing listens on,
-// and that address. It needs no Docker: for tests of how errors are
-// reported, with the user, database, host and port a real one names.
-func RefusedError(t testing.TB, user, database string) (error, string) {
+// Refused connects as user to database on a loopback port nothing listens
+// on, and returns that address and the error pgx gives: a real refused
+// connection, naming the user, database, host and port as real errors do.
+// It needs no Docker: for tests of how errors are reported.
+func Refused(t testing.TB, user, database string) (addr string, err error) {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(dockertest.FreePort(t)))
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(dockertest.FreePort(t)))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, "postgres://"+user+":pw@"+addr+"/"+database+"?sslmode=disable")
 	if err == nil {
-		conn.Close(ctx)
+		_ = conn.Close(ctx)
 		t.Fatalf("connected to %s, where nothing should listen", addr)
 	}
-	return err, addr
+	return addr, err
 }

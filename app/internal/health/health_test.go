@@ -74,7 +74,7 @@ func TestChecksRunConcurrently(t *testing.T) {
 // Cause turns real errors, which name users, databases, hosts and ports,
 // into a fixed few words.
 func TestCause(t *testing.T) {
-	refused, addr := dbtest.RefusedError(t, "app", "appdb")
+	addr, refused := dbtest.Refused(t, "app", "appdb")
 
 	tests := []struct {
 		name string

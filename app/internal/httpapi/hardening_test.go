@@ -286,7 +286,7 @@ func TestUnavailableDependencyIs503(t *testing.T) {
 // A failed readiness shows the check and a short cause; the error itself,
 // with user, database, host and port, goes to the log only.
 func TestReadyBodyHidesTheError(t *testing.T) {
-	refused, addr := dbtest.RefusedError(t, "appuser", "appdb")
+	addr, refused := dbtest.Refused(t, "appuser", "appdb")
 	_, port, _ := net.SplitHostPort(addr)
 	tests := []struct {
 		name  string

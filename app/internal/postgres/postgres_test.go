@@ -19,7 +19,7 @@ import (
 // Unavailable tells a database that could not answer from one that
 // answered with an error about the query.
 func TestUnavailable(t *testing.T) {
-	refused, _ := dbtest.RefusedError(t, "app", "app")
+	_, refused := dbtest.Refused(t, "app", "app")
 	tests := []struct {
 		name string
 		err  error
