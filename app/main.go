@@ -56,11 +56,19 @@ func run(ctx context.Context, args []string, src config.Sources, stdout, stderr 
 		_, err := fmt.Fprintln(stdout, usage)
 		return err
 	}
-	cfg, err := config.Load(src)
+	cfg, warnings, err := config.Load(src)
 	if err != nil {
+		// No logger without a configuration: a warning (a .env typo, say)
+		// may explain the error, so it goes with it.
+		for _, w := range warnings {
+			err = fmt.Errorf("%w\nwarning: %s", err, w)
+		}
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		log.Warn("configuration", "warning", w.String())
+	}
 
 	switch cmd {
 	case "serve":

@@ -209,6 +209,40 @@ func TestConfigCommandShowsSourcesAndRedacts(t *testing.T) {
 	}
 }
 
+// A .env typo is logged once as a warning naming the key it probably meant;
+// the command still runs. When the configuration fails, the warning comes
+// with the error, as there is no logger yet.
+func TestDotEnvWarningsAreLogged(t *testing.T) {
+	cmd := appCmd(t, map[string]string{}, "config")
+	if err := os.WriteFile(cmd.Dir+"/.env", []byte("HTTP_PROT=9090\nPOSTGRES_PASSWORD=pw-canary\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	logs := stderr.String()
+	if n := strings.Count(logs, "did you mean HTTP_PORT?"); n != 1 {
+		t.Errorf("the HTTP_PROT warning is logged %d times, want once:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, "POSTGRES_PASSWORD: not a setting of the service, which ignores it") || strings.Contains(logs, "pw-canary") {
+		t.Errorf("want a warning that POSTGRES_PASSWORD is ignored, without its value:\n%s", logs)
+	}
+	if !json.Valid(stdout.Bytes()) {
+		t.Errorf("config output is not JSON:\n%s", stdout.String())
+	}
+
+	cmd = appCmd(t, map[string]string{"HTTP_PORT": "0"}, "config")
+	if err := os.WriteFile(cmd.Dir+"/.env", []byte("HTTP_PROT=9090\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "http.port") || !strings.Contains(string(out), "did you mean HTTP_PORT?") {
+		t.Errorf("err %v, want the error and the warning:\n%s", err, out)
+	}
+}
+
 // TestIntegrationReadyFollowsPostgres: /ready is 200 with the database up and 503
 // within 2 s of the container stopping, while /health stays 200.
 func TestIntegrationReadyFollowsPostgres(t *testing.T) {
@@ -441,6 +475,7 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", tt.listen)
 			if err != nil {
+				// plain skip: no Docker here; a machine without IPv6 loopback.
 				t.Skipf("cannot listen on %s here: %v", tt.listen, err)
 			}
 			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -37,7 +37,7 @@ func migrateCmd(ctx context.Context, cfg *config.Config, args []string, stdout i
 		return err
 	}
 
-	pool, err := postgres.Open(ctx, cfg.Database.URL, 2)
+	pool, err := postgres.Open(ctx, cfg.Database.URL, 2, cfg.Database.QueryTimeout)
 	if err != nil {
 		return err
 	}

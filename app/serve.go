@@ -25,7 +25,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("starting", "env", cfg.Env, "version", build.Version, "commit", build.Commit,
 		"redis", cfg.Redis.URL.IsSet(), "drain_delay", cfg.Shutdown.DrainDelay.String())
 
-	pool, err := postgres.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	pool, err := postgres.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns, cfg.Database.QueryTimeout)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	handler := httpapi.New(httpapi.Deps{
 		Log:          log,
-		Notes:        notes.NewStore(pool),
+		Notes:        notes.NewStore(pool, cfg.Database.QueryTimeout),
 		Ready:        ready,
 		Build:        build,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,

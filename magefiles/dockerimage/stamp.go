@@ -2,9 +2,10 @@ package dockerimage
 
 import (
 	"path"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/fractionate/service-template/magefiles/release"
 )
 
 // Stamp is what a build records about itself, in the binary (-ldflags -X)
@@ -44,15 +45,15 @@ func (s Stamp) BuildArgs() map[string]*string {
 	return args
 }
 
-var releaseTag = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+`)
-
 // VersionFromTags picks the version a build reports from the image tags the
-// tag scheme gave it (magefiles/imagetag): the first vX.Y.Z release tag (the
-// scheme lists the highest first), else the first tag, which is the commit's
-// own (abc1234, or abc1234-dirty). "dev" when there are no tags.
+// tag scheme gave it (magefiles/imagetag): the first release tag by
+// release.ParseTag, the one rule for what a version is (the scheme lists the
+// highest first), else the first tag, which is the commit's own (abc1234,
+// or abc1234-dirty). "dev" when there are no tags. A branch tag never
+// passes: the scheme prefixes every version-shaped branch name.
 func VersionFromTags(tags []string) string {
 	for _, t := range tags {
-		if releaseTag.MatchString(t) {
+		if v, ok := release.ParseTag(t); ok && v.Metadata() == "" {
 			return t
 		}
 	}

@@ -17,6 +17,18 @@ func TestVersionFromTags(t *testing.T) {
 		{[]string{"abc1234-dirty"}, "abc1234-dirty"},
 		{[]string{"abc1234", "v1.2"}, "abc1234"}, // vX.Y alone is not a version
 		{nil, "dev"},
+		// Only release.ParseTag's versions count: branch names that merely
+		// start like one are not (the tag scheme prefixes them anyway).
+		{[]string{"abc1234", "v1.2.3.4"}, "abc1234"},
+		{[]string{"abc1234", "v1.2.3foo"}, "abc1234"},
+		{[]string{"abc1234", "v1.2.3_hotfix"}, "abc1234"},
+		{[]string{"abc1234", "v1.2.3-"}, "abc1234"},
+		{[]string{"abc1234", "v1.2.3-rc..1"}, "abc1234"},
+		{[]string{"abc1234", "v01.2.3"}, "abc1234"},
+		{[]string{"abc1234", "V1.2.3"}, "abc1234"},
+		{[]string{"abc1234", "1.2.3"}, "abc1234"},
+		{[]string{"abc1234", "branch-v1.2.3"}, "abc1234"},
+		{[]string{"abc1234", "v1.2.3.4", "v1.2.3"}, "v1.2.3"},
 	}
 	for _, tt := range tests {
 		if got := VersionFromTags(tt.tags); got != tt.want {

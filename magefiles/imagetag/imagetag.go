@@ -4,7 +4,8 @@
 // The scheme (deployment standard):
 //
 //	{sha7}        every build
-//	{branch}      builds on a branch, sanitized to a valid Docker tag
+//	{branch}      builds on a branch, sanitized to a valid Docker tag;
+//	              branch-{branch} when it looks like a version, a sha or latest
 //	latest        builds of the main branch; never used by a production deploy
 //	vX.Y.Z, vX.Y  a semver release tag at HEAD; vX.Y only moves forward,
 //	              pre-releases get only their own tag
@@ -41,12 +42,20 @@ var (
 	hexRE = regexp.MustCompile(`^[0-9a-fA-F]+$`)
 	// Names this scheme gives to other things: a branch sanitized into one of
 	// these gets a prefix, so pushing it can never overwrite a release or a
-	// commit's image. Version-shaped names are matched loosely (1.2.3, v1.2,
-	// v1.2.3-rc.1, V1.2...) because a branch image under such a name would
-	// be mistaken for a release even where it overwrites nothing.
-	versionish = regexp.MustCompile(`^[vV]?[0-9]+\.[0-9]+(\.[0-9]+)?(-.*)?$`)
+	// commit's image. Version-shaped means any name that starts like one (v
+	// or V, or nothing, then a digit: v1.2.3.4, v1.2.3foo, v1.2.3_hotfix,
+	// 1.2, v2-beta), which takes in everything release.ParseTag or a loose
+	// reading (semver.NewVersion, a person) would take for a version: a
+	// branch image under such a name would pass for a release even where it
+	// overwrites nothing. No release tag starts with "branch-", so prefixed
+	// names cannot collide with one either.
+	versionish = regexp.MustCompile(`^[vV]?[0-9]`)
 	shaish     = regexp.MustCompile(`^[0-9a-fA-F]{7,40}(-dirty)?$`)
 )
+
+// BranchPrefix starts the tag of a branch whose name looks like a tag the
+// scheme gives to something else.
+const BranchPrefix = "branch-"
 
 // Compute returns the tags for a build in a stable order (sha, branch,
 // latest, then release tags highest first, each vX.Y.Z before its vX.Y),
@@ -70,7 +79,7 @@ func Compute(in Input) (tags []string, warnings []string, err error) {
 		case name == "":
 			warnings = append(warnings, fmt.Sprintf("branch %q has no character allowed in an image tag: no branch tag", in.Branch))
 		case reserved(name):
-			tags = append(tags, truncate("branch-"+name))
+			tags = append(tags, truncate(BranchPrefix+name))
 		default:
 			tags = append(tags, name)
 		}

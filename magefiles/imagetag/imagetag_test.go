@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fractionate/service-template/magefiles/dockerimage"
 	"github.com/fractionate/service-template/magefiles/imagetag"
+	"github.com/fractionate/service-template/magefiles/release"
 )
 
 const sha = "abc1234def5678abc1234def5678abc1234def56"
@@ -88,6 +90,41 @@ func TestCompute(t *testing.T) {
 			name: "branch named like a pre-release is prefixed",
 			in:   imagetag.Input{SHA: sha, Branch: "v1.3.0-rc.1"},
 			want: []string{"abc1234", "branch-v1.3.0-rc.1"},
+		},
+		{
+			name: "branch with a fourth version number is prefixed",
+			in:   imagetag.Input{SHA: sha, Branch: "v1.2.3.4"},
+			want: []string{"abc1234", "branch-v1.2.3.4"},
+		},
+		{
+			name: "branch with letters after a version is prefixed",
+			in:   imagetag.Input{SHA: sha, Branch: "v1.2.3foo"},
+			want: []string{"abc1234", "branch-v1.2.3foo"},
+		},
+		{
+			name: "branch with an underscore after a version is prefixed",
+			in:   imagetag.Input{SHA: sha, Branch: "v1.2.3_hotfix"},
+			want: []string{"abc1234", "branch-v1.2.3_hotfix"},
+		},
+		{
+			name: "branch named like an upper-case version is prefixed",
+			in:   imagetag.Input{SHA: sha, Branch: "V2.0.0"},
+			want: []string{"abc1234", "branch-V2.0.0"},
+		},
+		{
+			name: "branch named like a major version is prefixed",
+			in:   imagetag.Input{SHA: sha, Branch: "v2-migration"},
+			want: []string{"abc1234", "branch-v2-migration"},
+		},
+		{
+			name: "branch starting with a number is prefixed",
+			in:   imagetag.Input{SHA: sha, Branch: "123-fix-login"},
+			want: []string{"abc1234", "branch-123-fix-login"},
+		},
+		{
+			name: "branch named like a word starting with v is not prefixed",
+			in:   imagetag.Input{SHA: sha, Branch: "vendor-update"},
+			want: []string{"abc1234", "vendor-update"},
 		},
 		{
 			name: "branch that only contains a version is not prefixed",
@@ -279,4 +316,69 @@ func validTag(s string) bool {
 		}
 	}
 	return true
+}
+
+// hostileBranches are branch names chosen to pass for something the scheme
+// tags otherwise: releases, minors, pre-releases, loose versions, shas,
+// latest.
+var hostileBranches = []string{
+	"v1.2.3", "v1.2", "v1", "v1.3.0-rc.1", "v1.2.3.4", "v1.2.3foo", "v1.2.3_hotfix", "v1.2.3-", "v1.2.3+build",
+	"V1.2.3", "1.2.3", "1.2", "01.2.3", "v01.2.3", "/v1.2.3", "-v1.2.3", ".v1.2.3", "..1.2.3", "v1.2.3/x",
+	"v9999999999999999999.0.0", "abc1234", "abc1234-dirty", "ABC1234", "latest", "main", "feature/x",
+}
+
+// A branch's tags never include one that release.ParseTag takes for a
+// release, one shaped like a commit's, or latest (off main); and the build
+// reports the commit, never a version.
+func TestBranchTagsNeverPassForReleases(t *testing.T) {
+	for _, b := range hostileBranches {
+		t.Run(b, func(t *testing.T) { checkBranch(t, b) })
+	}
+}
+
+func FuzzBranchTags(f *testing.F) {
+	for _, b := range hostileBranches {
+		f.Add(b)
+	}
+	f.Fuzz(checkBranch)
+}
+
+func checkBranch(t *testing.T, branch string) {
+	tags, _, err := imagetag.Compute(imagetag.Input{SHA: sha, Branch: branch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tags[0] != sha[:7] {
+		t.Fatalf("tags = %q, want the commit's first", tags)
+	}
+	for _, tag := range tags[1:] {
+		if _, ok := release.ParseTag(tag); ok {
+			t.Errorf("branch %q: tag %q passes for a release", branch, tag)
+		}
+		if tag == "latest" && branch != "main" {
+			t.Errorf("branch %q: tag latest", branch)
+		}
+		if !strings.HasPrefix(tag, imagetag.BranchPrefix) && tag != "latest" &&
+			(len(tag) > 0 && (tag[0] >= '0' && tag[0] <= '9' || (tag[0] == 'v' || tag[0] == 'V') && len(tag) > 1 && tag[1] >= '0' && tag[1] <= '9')) {
+			t.Errorf("branch %q: tag %q starts like a version", branch, tag)
+		}
+		if h := strings.TrimSuffix(tag, "-dirty"); len(h) >= 7 && len(h) <= 40 && hexOnly(h) {
+			t.Errorf("branch %q: tag %q looks like a commit's", branch, tag)
+		}
+		if !validTag(tag) {
+			t.Errorf("branch %q: %q is not a valid Docker tag", branch, tag)
+		}
+	}
+	if v := dockerimage.VersionFromTags(tags); v != sha[:7] {
+		t.Errorf("branch %q: the build reports version %q, want the commit %s", branch, v, sha[:7])
+	}
+}
+
+func hexOnly(s string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return s != ""
 }

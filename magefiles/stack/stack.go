@@ -18,6 +18,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/distribution/reference"
+
+	"github.com/fractionate/service-template/magefiles/release"
 )
 
 // Load reads files in order, each one overriding the ones before, with
@@ -59,16 +61,18 @@ func Load(ctx context.Context, name string, env map[string]string, files ...stri
 var topLevelVersion = regexp.MustCompile(`(?m)^version:[ \t]*["']?3(\.\d+)?["']?[ \t]*(#.*)?$`)
 
 // CheckProduction returns every way p breaks the rules of a production
-// stack, joined, each naming the service and key at fault. It never quotes
-// an environment value: one may be a secret.
-func CheckProduction(p *types.Project) error {
+// stack, joined, each naming the service and key at fault. ours is the
+// repository of this project's own image (ghcr.io/acme/api), held to a
+// stricter rule than third-party images; "" when the stack has none. It
+// never quotes an environment value: one may be a secret.
+func CheckProduction(p *types.Project, ours string) error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 		s := p.Services[name]
 		at := "services." + name
-		if err := pinned(s.Image); err != nil {
+		if err := pinned(s.Image, ours); err != nil {
 			fail("%s.image: %w", at, err)
 		}
 		if hc := s.HealthCheck; hc != nil && (hc.Disable || (len(hc.Test) > 0 && hc.Test[0] == "NONE")) {
@@ -100,9 +104,13 @@ func CheckProduction(p *types.Project) error {
 	return errors.Join(errs...)
 }
 
-// pinned says whether image is fixed by the file: a tag other than latest
-// (what the tag means is the registry's business), or a digest.
-func pinned(image string) error {
+// pinned says whether image is fixed by the file. A digest always is. Our
+// own image otherwise needs a release tag (release.ParseTag, the one rule
+// for a version): a branch (main), a commit (abc1234, abc1234-dirty) or a
+// moving vX.Y tag is what the tag scheme gives builds that were never
+// released. Another vendor's image needs a tag other than latest (what
+// postgres:16-alpine means is the vendor's business).
+func pinned(image, ours string) error {
 	if image == "" {
 		return errors.New("missing: a production service runs a released image")
 	}
@@ -113,14 +121,34 @@ func pinned(image string) error {
 	if _, ok := ref.(reference.Digested); ok {
 		return nil
 	}
-	t, ok := ref.(reference.Tagged)
+	t, tagged := ref.(reference.Tagged)
+	if ours != "" && sameRepository(ref, ours) {
+		const instead = "deploy a release tag (vX.Y.Z, made by mage release:*) or a digest"
+		switch {
+		case !tagged:
+			return fmt.Errorf("%q has no tag, which means latest; %s", image, instead)
+		case t.Tag() == "latest":
+			return fmt.Errorf("%q: production never runs latest; %s", image, instead)
+		}
+		if v, ok := release.ParseTag(t.Tag()); !ok || v.Metadata() != "" {
+			return fmt.Errorf("%q: %q is not a release tag of this project's image (a branch, commit or vX.Y tag moves or was never released); %s", image, t.Tag(), instead)
+		}
+		return nil
+	}
 	switch {
-	case !ok:
-		return fmt.Errorf("%q has no tag, which means latest; production runs a release tag or digest", image)
+	case !tagged:
+		return fmt.Errorf("%q has no tag, which means latest; pin a version tag (postgres:16-alpine) or a digest", image)
 	case t.Tag() == "latest":
-		return fmt.Errorf("%q: production never runs latest; deploy a release tag or digest", image)
+		return fmt.Errorf("%q: production never runs latest; pin a version tag (postgres:16-alpine) or a digest", image)
 	}
 	return nil
+}
+
+// sameRepository says whether ref names the repository ours, both
+// normalized (acme/api is docker.io/acme/api).
+func sameRepository(ref reference.Named, ours string) bool {
+	o, err := reference.ParseNormalizedNamed(ours)
+	return err == nil && o.Name() == ref.Name()
 }
 
 // secretNames end the names of variables that hold secrets by convention.
@@ -155,27 +183,59 @@ const (
 	LocalFile      = "docker-compose.yml"
 	ProductionFile = "docker-compose.prod.yml"
 	Name           = "service-template"
+	// AppService is the production file's service that runs this
+	// project's own image; its repository is the one CheckProduction
+	// holds to release tags.
+	AppService = "app"
 )
+
+// standInRelease is the IMAGE_TAG lint checks the production file with when
+// the file needs one: lint checks the file, not a release.
+const standInRelease = "v0.0.0"
 
 // Lint checks the committed files under dir: the local one loads, and the
 // production one keeps the production rules. Unset, IMAGE_TAG must stop a
 // deploy (${IMAGE_TAG:?...}) or fall back to something the rules accept,
 // never latest; when it stops the load, the file is checked with a
-// stand-in release tag instead (lint checks the file, not a release).
+// stand-in release tag instead. Our own repository is the one the file
+// names for the app service under the stand-in tag, so it comes from the
+// file's own defaults (${REGISTRY:-...}/${IMAGE_NAME:-...}).
 func Lint(ctx context.Context, dir string) error {
 	local, prod := filepath.Join(dir, LocalFile), filepath.Join(dir, ProductionFile)
 	if _, err := Load(ctx, Name, nil, local); err != nil {
 		return err
 	}
+	standIn, err := Load(ctx, Name, map[string]string{"IMAGE_TAG": standInRelease}, prod)
+	if err != nil {
+		return err
+	}
+	ours, err := OwnRepository(standIn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", prod, err)
+	}
 	p, err := Load(ctx, Name, nil, prod)
 	if err != nil && strings.Contains(err.Error(), "IMAGE_TAG") {
-		p, err = Load(ctx, Name, map[string]string{"IMAGE_TAG": "v0.0.0"}, prod)
+		p, err = standIn, nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := CheckProduction(p); err != nil {
+	if err := CheckProduction(p, ours); err != nil {
 		return fmt.Errorf("%s:\n%w", prod, err)
 	}
 	return nil
+}
+
+// OwnRepository is the repository of the app service's image in p
+// (ghcr.io/acme/api): this project's own image.
+func OwnRepository(p *types.Project) (string, error) {
+	s, ok := p.Services[AppService]
+	if !ok || s.Image == "" {
+		return "", fmt.Errorf("services.%s.image: missing; the production file runs this project's image as %s", AppService, AppService)
+	}
+	ref, err := reference.ParseNormalizedNamed(s.Image)
+	if err != nil {
+		return "", fmt.Errorf("services.%s.image: %q: %w", AppService, s.Image, err)
+	}
+	return ref.Name(), nil
 }

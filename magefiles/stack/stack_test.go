@@ -22,7 +22,11 @@ func TestCommittedProductionFileKeepsTheRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckProduction(p); err != nil {
+	ours, err := OwnRepository(p)
+	if err != nil || ours != "ghcr.io/fractionate/service-template" {
+		t.Fatalf("OwnRepository = %q, %v", ours, err)
+	}
+	if err := CheckProduction(p, ours); err != nil {
 		t.Errorf("docker-compose.prod.yml breaks the production rules:\n%v", err)
 	}
 	if got, want := p.Services["app"].Image, "ghcr.io/fractionate/service-template:v1.2.3"; got != want {
@@ -54,7 +58,7 @@ func TestProductionFileRefusesLatest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = CheckProduction(p)
+	err = CheckProduction(p, "ghcr.io/fractionate/service-template")
 	if err == nil || !strings.Contains(err.Error(), "services.app.image") || !strings.Contains(err.Error(), "latest") {
 		t.Fatalf("error %v, want services.app.image refused for latest", err)
 	}
@@ -73,7 +77,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckProduction(p); err == nil || !strings.Contains(err.Error(), "services.app.deploy.endpoint_mode") {
+	if err := CheckProduction(p, "ghcr.io/fractionate/service-template"); err == nil || !strings.Contains(err.Error(), "services.app.deploy.endpoint_mode") {
 		t.Fatalf("error %v, want services.app.deploy.endpoint_mode", err)
 	}
 }
@@ -117,25 +121,25 @@ services:
 		{"health check disabled", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     healthcheck:
       disable: true` + rollsBack, nil, []string{"services.app.healthcheck"}},
 		{"health check NONE", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     healthcheck:
       test: ["NONE"]` + rollsBack, nil, []string{"services.app.healthcheck"}},
 		{"database URL with a password", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     environment:
       CACHE_URL: redis://:` + canary + `@redis:6379/0` + rollsBack, nil, []string{"services.app.environment.CACHE_URL", "CACHE_URL_FILE"}},
 		{"a password with / in a URL", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     environment:
       CACHE_URL: redis://app:ab/` + canary + `@redis:6379/0` + rollsBack, nil, []string{"services.app.environment.CACHE_URL"}},
 		{"password by name", `
@@ -147,14 +151,14 @@ services:
 		{"secret filled in from the deployer's shell", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     environment:
       JWT_SECRET: ${JWT_SECRET}
       DATABASE_URL: ${DATABASE_URL}` + rollsBack, map[string]string{"JWT_SECRET": canary}, []string{"services.app.environment.DATABASE_URL", "services.app.environment.JWT_SECRET"}},
 		{"secret passed through by name", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     environment:
       - API_TOKEN` + rollsBack, nil, []string{"services.app.environment.API_TOKEN"}},
 		{"secrets by file and URLs without passwords are fine", `
@@ -168,7 +172,7 @@ services:
 		{"dnsrr", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     deploy:
       endpoint_mode: dnsrr
       update_config:
@@ -177,12 +181,12 @@ services:
 		{"no deploy section", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
 `, nil, []string{"services.app.deploy.update_config.failure_action", "pause (the default)"}},
 		{"one replica without rollback", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     deploy:
       replicas: 1
 `, nil, []string{"services.app.deploy.update_config.failure_action", "pause (the default)"}},
@@ -203,12 +207,64 @@ services:
 		{"secret from a file", `
 services:
   app:
-    image: ghcr.io/acme/api:v1
+    image: ghcr.io/acme/api:v1.0.0
     secrets: [database_url]` + rollsBack + `
 secrets:
   database_url:
     file: ./database_url.txt
 `, nil, []string{"secrets.database_url", "not external"}},
+		{"our image on a branch tag", `
+services:
+  app:
+    image: ghcr.io/acme/api:main` + rollsBack, nil, []string{"services.app.image", `"main" is not a release tag`, "deploy a release tag"}},
+		{"our image on a dirty commit tag", `
+services:
+  app:
+    image: ghcr.io/acme/api:abc1234-dirty` + rollsBack, nil, []string{"services.app.image", `"abc1234-dirty" is not a release tag`}},
+		{"our image on a commit tag", `
+services:
+  app:
+    image: ghcr.io/acme/api:abc1234` + rollsBack, nil, []string{"services.app.image", "not a release tag"}},
+		{"our image on a moving minor tag", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1.2` + rollsBack, nil, []string{"services.app.image", `"v1.2" is not a release tag`}},
+		{"our image on a branch that looks like a version", `
+services:
+  app:
+    image: ghcr.io/acme/api:branch-v1.2.3` + rollsBack, nil, []string{"services.app.image", "not a release tag"}},
+		{"our image on a loose version", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1.2.3.4` + rollsBack, nil, []string{"services.app.image", "not a release tag"}},
+		{"our image under another service name", `
+services:
+  worker:
+    image: ghcr.io/acme/api:feature-x` + rollsBack, nil, []string{"services.worker.image", "not a release tag"}},
+		{"our image untagged", `
+services:
+  app:
+    image: ghcr.io/acme/api` + rollsBack, nil, []string{"services.app.image", "no tag", "release tag"}},
+		{"our image on a pre-release", `
+services:
+  app:
+    image: ghcr.io/acme/api:v1.3.0-rc.1` + rollsBack, nil, nil},
+		{"our image by digest with a branch tag", `
+services:
+  app:
+    image: ghcr.io/acme/api:main@sha256:` + strings.Repeat("b", 64) + rollsBack, nil, nil},
+		{"a vendor's own tags are fine", `
+services:
+  db:
+    image: postgres:16-alpine` + rollsBack + `
+  cache:
+    image: docker.io/library/redis:7` + rollsBack + `
+  proxy:
+    image: ghcr.io/other/proxy:main` + rollsBack, nil, nil},
+		{"a vendor's latest is not", `
+services:
+  db:
+    image: docker.io/library/postgres:latest` + rollsBack, nil, []string{"services.db.image", "never runs latest", "pin a version tag"}},
 		{"every fault at once, sorted", `
 services:
   b:
@@ -222,7 +278,7 @@ services:
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = CheckProduction(p)
+			err = CheckProduction(p, "ghcr.io/acme/api")
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -280,6 +336,10 @@ func TestLint(t *testing.T) {
 		{"latest when IMAGE_TAG is unset", "services:\n  app:\n    image: ghcr.io/acme/api:${IMAGE_TAG:-latest}" + rollsBack, []string{"services.app.image", "latest"}},
 		{"a fault besides the required IMAGE_TAG", "services:\n  app:\n    image: ghcr.io/acme/api:${IMAGE_TAG:?set it}\n", []string{"services.app.deploy.update_config.failure_action"}},
 		{"a load error", "services:\n  app:\n    image: [not, a, string]\n", []string{"services.app.image"}},
+		{"a branch tag when IMAGE_TAG is unset", "services:\n  app:\n    image: ghcr.io/acme/api:${IMAGE_TAG:-main}" + rollsBack, []string{"services.app.image", `"main" is not a release tag`}},
+		{"our repository from the file's defaults", "services:\n  app:\n    image: ${REGISTRY:-ghcr.io}/${IMAGE_NAME:-acme/api}:${IMAGE_TAG:?set it}" + rollsBack +
+			"  sidecar:\n    image: ghcr.io/acme/api:main" + rollsBack, []string{"services.sidecar.image", "not a release tag"}},
+		{"no app service", "services:\n  web:\n    image: ghcr.io/acme/api:v1.0.0" + rollsBack, []string{"services.app.image: missing"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -63,6 +63,10 @@ type Config struct {
 	Database struct {
 		URL      secret.Value
 		MaxConns int
+		// QueryTimeout bounds every database call made for a request (and
+		// each connection attempt), so a sick database costs a client a
+		// prompt 503, not a hung request.
+		QueryTimeout time.Duration
 	}
 	Readiness struct {
 		Timeout time.Duration // per dependency check
@@ -96,12 +100,44 @@ func (c *Config) RequireDatabase() error {
 	return nil
 }
 
-// field describes one key: its default and how to parse it into the struct.
+// field describes one key: its default, the JSON type it takes in the
+// committed files, and how to parse it into the struct.
 type field struct {
 	key    string
 	def    string
+	kind   kind
 	secret bool
 	parse  func(string) error
+}
+
+// kind is the JSON type a key takes in config/{env}.json. Every other layer
+// is text, parsed the same way.
+type kind int
+
+const (
+	kindString   kind = iota
+	kindInteger       // a JSON number, parsed as an integer
+	kindDuration      // a JSON string such as "5s"
+)
+
+// want says what a value of kind k looks like in JSON, for errors.
+func (k kind) want() string {
+	switch k {
+	case kindInteger:
+		return "a JSON number"
+	case kindDuration:
+		return `a JSON string holding a duration, like "5s"`
+	}
+	return "a JSON string"
+}
+
+// accepts reports whether a JSON value of type jsonType ("string",
+// "number", ...) can hold k.
+func (k kind) accepts(jsonType string) bool {
+	if k == kindInteger {
+		return jsonType == "number"
+	}
+	return jsonType == "string"
 }
 
 // envName is the environment variable of a key: http.port -> HTTP_PORT.
@@ -117,16 +153,17 @@ func (c *Config) fields() []field {
 		{key: "log.level", def: "info", parse: logLevel(&c.Log.Level)},
 		{key: "log.format", def: "json", parse: oneOf(&c.Log.Format, "json", "text")},
 		{key: "http.host", def: "", parse: host(&c.HTTP.Host)},
-		{key: "http.port", def: "8080", parse: intIn(&c.HTTP.Port, 1, 65535)},
-		{key: "http.read_timeout", def: "10s", parse: positiveDuration(&c.HTTP.ReadTimeout)},
-		{key: "http.write_timeout", def: "15s", parse: positiveDuration(&c.HTTP.WriteTimeout)},
-		{key: "http.idle_timeout", def: "60s", parse: positiveDuration(&c.HTTP.IdleTimeout)},
-		{key: "http.max_body_bytes", def: "65536", parse: intIn(&c.HTTP.MaxBodyBytes, 1, 64<<20)},
-		{key: "shutdown.drain_delay", def: "5s", parse: duration(&c.Shutdown.DrainDelay)},
-		{key: "shutdown.timeout", def: "20s", parse: positiveDuration(&c.Shutdown.Timeout)},
+		{key: "http.port", def: "8080", kind: kindInteger, parse: intIn(&c.HTTP.Port, 1, 65535)},
+		{key: "http.read_timeout", def: "10s", kind: kindDuration, parse: positiveDuration(&c.HTTP.ReadTimeout)},
+		{key: "http.write_timeout", def: "15s", kind: kindDuration, parse: positiveDuration(&c.HTTP.WriteTimeout)},
+		{key: "http.idle_timeout", def: "60s", kind: kindDuration, parse: positiveDuration(&c.HTTP.IdleTimeout)},
+		{key: "http.max_body_bytes", def: "65536", kind: kindInteger, parse: intIn(&c.HTTP.MaxBodyBytes, 1, 64<<20)},
+		{key: "shutdown.drain_delay", def: "5s", kind: kindDuration, parse: duration(&c.Shutdown.DrainDelay)},
+		{key: "shutdown.timeout", def: "20s", kind: kindDuration, parse: positiveDuration(&c.Shutdown.Timeout)},
 		{key: "database.url", secret: true, parse: serviceURL(&c.Database.URL, "postgres", "postgresql")},
-		{key: "database.max_conns", def: "10", parse: intIn(&c.Database.MaxConns, 1, 1000)},
-		{key: "readiness.timeout", def: "1s", parse: positiveDuration(&c.Readiness.Timeout)},
+		{key: "database.max_conns", def: "10", kind: kindInteger, parse: intIn(&c.Database.MaxConns, 1, 1000)},
+		{key: "database.query_timeout", def: "3s", kind: kindDuration, parse: positiveDuration(&c.Database.QueryTimeout)},
+		{key: "readiness.timeout", def: "1s", kind: kindDuration, parse: positiveDuration(&c.Readiness.Timeout)},
 		{key: "redis.url", secret: true, parse: serviceURL(&c.Redis.URL, "redis", "rediss")},
 	}
 }

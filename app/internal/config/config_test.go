@@ -59,11 +59,11 @@ func entry(t *testing.T, cfg *Config, key string) Entry {
 
 func TestDefaults(t *testing.T) {
 	src, _ := testSources(t, nil)
-	cfg, err := Load(src)
+	cfg, _, err := Load(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Env != Development || cfg.HTTP.Port != 8080 || cfg.Readiness.Timeout != time.Second ||
+	if cfg.Env != Development || cfg.HTTP.Port != 8080 || cfg.Readiness.Timeout != time.Second || cfg.Database.QueryTimeout != 3*time.Second ||
 		cfg.Log.Format != "json" || cfg.Database.URL.IsSet() || cfg.Redis.URL.IsSet() {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
@@ -116,7 +116,7 @@ func TestPrecedence(t *testing.T) {
 				write(t, p, "1005")
 				src.Environ["HTTP_PORT_FILE"] = p
 			}
-			cfg, err := Load(src)
+			cfg, _, err := Load(src)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestSecretsFromEveryAllowedLayer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src, dir := testSources(t, nil)
 			tt.setup(t, &src, dir)
-			cfg, err := Load(src)
+			cfg, _, err := Load(src)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,6 +186,8 @@ func TestBadInput(t *testing.T) {
 		{name: "negative port in .env", dot: "HTTP_PORT=-1\n", want: []string{"http.port", "/.env)", "out of range"}},
 		{name: "unparsable duration", env: map[string]string{"SHUTDOWN_TIMEOUT": "10 sec"}, want: []string{"shutdown.timeout", "env SHUTDOWN_TIMEOUT", "not a duration"}},
 		{name: "zero timeout", json: `{"readiness":{"timeout":"0s"}}`, want: []string{"readiness.timeout", "greater than zero"}},
+		{name: "zero query timeout", env: map[string]string{"DATABASE_QUERY_TIMEOUT": "0s"}, want: []string{"database.query_timeout", "env DATABASE_QUERY_TIMEOUT", "greater than zero"}},
+		{name: "negative query timeout", json: `{"database":{"query_timeout":"-1s"}}`, want: []string{"database.query_timeout", "config/development.json", "negative"}},
 		{name: "negative drain delay", env: map[string]string{"SHUTDOWN_DRAIN_DELAY": "-5s"}, want: []string{"shutdown.drain_delay", "negative"}},
 		{name: "unknown APP_ENV", env: map[string]string{"APP_ENV": "prod"}, want: []string{"APP_ENV", "env APP_ENV", `"prod"`, "production"}},
 		{name: "unknown key in json", json: `{"http":{"prot":8080}}`, want: []string{"config/development.json", `unknown key "http.prot"`}},
@@ -196,7 +198,7 @@ func TestBadInput(t *testing.T) {
 		{name: "json not an object", json: `[1,2]`, want: []string{"config/development.json", "object"}},
 		{name: "json trailing data", json: `{} {}`, want: []string{"config/development.json", "after the top-level object"}},
 		{name: "json null value", json: `{"http":{"port":null}}`, want: []string{`"http.port"`, "null"}},
-		{name: "json array value", json: `{"http":{"port":[8080]}}`, want: []string{`"http.port"`, "string, number or boolean"}},
+		{name: "json array value", json: `{"http":{"port":[8080]}}`, want: []string{`"http.port"`, "must be a JSON number, not a JSON array"}},
 		{name: "json dotted key", json: `{"http.port":8080}`, want: []string{"config/development.json", `"http.port"`}},
 		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "verbose"}, want: []string{"log.level", "env LOG_LEVEL", "verbose"}},
 		{name: "bad log format", json: `{"log":{"format":"xml"}}`, want: []string{"log.format", "config/development.json", "xml"}},
@@ -206,7 +208,7 @@ func TestBadInput(t *testing.T) {
 		{name: "redis url wrong scheme", env: map[string]string{"REDIS_URL": "http://:" + canary + "@h"}, want: []string{"redis.url", "env REDIS_URL", "scheme redis"}},
 		{name: "_FILE points nowhere", env: map[string]string{"DATABASE_URL_FILE": "/nonexistent/db"}, want: []string{"database.url", "DATABASE_URL_FILE", "/nonexistent/db"}},
 		{name: "APP_ENV in .env", dot: "APP_ENV=production\n", want: []string{".env", "APP_ENV"}},
-		{name: "malformed .env", dot: "GOOD=1\nDATABASE_URL='postgres://u:" + canary + "@h/db\n", want: []string{".env", "not a valid .env file"}},
+		{name: "malformed .env", dot: "GOOD=1\nDATABASE_URL='postgres://u:" + canary + "@h/db\n", want: []string{".env:2:", "never closed"}},
 		{name: "max body out of range", env: map[string]string{"HTTP_MAX_BODY_BYTES": "0"}, want: []string{"http.max_body_bytes", "out of range"}},
 		{name: "max conns not integer", json: `{"database":{"max_conns":2.5}}`, want: []string{"database.max_conns", "not an integer"}},
 		{name: "host with a path", env: map[string]string{"HTTP_HOST": "example.com/x"}, want: []string{"http.host", "not a host"}},
@@ -228,7 +230,7 @@ func TestBadInput(t *testing.T) {
 			for name, v := range tt.files {
 				write(t, filepath.Join(src.SecretsDir, name), v)
 			}
-			cfg, err := Load(src)
+			cfg, _, err := Load(src)
 			if err == nil {
 				t.Fatalf("Load succeeded: %+v", cfg.Entries())
 			}
@@ -258,7 +260,7 @@ func TestListenAddress(t *testing.T) {
 		t.Run(tt.host, func(t *testing.T) {
 			src, _ := testSources(t, nil)
 			src.Environ["HTTP_HOST"] = tt.host
-			cfg, err := Load(src)
+			cfg, _, err := Load(src)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -273,7 +275,7 @@ func TestAllErrorsReported(t *testing.T) {
 	src, _ := testSources(t, fstest.MapFS{"development.json": {Data: []byte(`{"nope":1}`)}})
 	src.Environ["HTTP_PORT"] = "0"
 	src.Environ["LOG_LEVEL"] = "loud"
-	_, err := Load(src)
+	_, _, err := Load(src)
 	for _, w := range []string{"nope", "http.port", "log.level"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v does not mention %q", err, w)
@@ -283,7 +285,7 @@ func TestAllErrorsReported(t *testing.T) {
 
 func TestDeploySectionBelongsToTooling(t *testing.T) {
 	src, _ := testSources(t, fstest.MapFS{"development.json": {Data: []byte(`{"deploy":{"stack":"x","replicas":2},"http":{"port":9000}}`)}})
-	cfg, err := Load(src)
+	cfg, _, err := Load(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,12 +294,23 @@ func TestDeploySectionBelongsToTooling(t *testing.T) {
 	}
 }
 
+// Keys for other tools (Compose reads .env too) and secret files for other
+// services do not stop the service; the .env keys are warned of as ignored.
 func TestUnrelatedDotEnvAndSecretFilesAreIgnored(t *testing.T) {
 	src, _ := testSources(t, nil)
-	write(t, src.DotEnv, "POSTGRES_PASSWORD=dev\nCOMPOSE_PROJECT_NAME=x\n")
+	write(t, src.DotEnv, "POSTGRES_PASSWORD=dev-canary\nCOMPOSE_PROJECT_NAME=x\n")
 	write(t, filepath.Join(src.SecretsDir, "other_service_token"), "x")
-	if _, err := Load(src); err != nil {
+	_, warnings, err := Load(src)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(warnings) != 2 {
+		t.Fatalf("warnings = %v, want one per unknown .env key", warnings)
+	}
+	for _, w := range warnings {
+		if !strings.Contains(w.String(), "ignores it") || strings.Contains(w.String(), "dev-canary") {
+			t.Errorf("warning %q: want it to say the service ignores the key, without its value", w)
+		}
 	}
 }
 
@@ -309,7 +322,7 @@ func TestCommittedFiles(t *testing.T) {
 			src, _ := testSources(t, nil)
 			src.Files = configfiles.Files
 			src.Environ["APP_ENV"] = env
-			cfg, err := Load(src)
+			cfg, _, err := Load(src)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,7 +341,7 @@ func FuzzJSONLayer(f *testing.F) {
 	f.Add([]byte(`{"a":{"b":{"c":null}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		src, _ := testSources(t, fstest.MapFS{"development.json": {Data: data}})
-		cfg, err := Load(src)
+		cfg, _, err := Load(src)
 		if err == nil && cfg == nil {
 			t.Fatal("nil config without error")
 		}
@@ -344,7 +357,7 @@ func FuzzDotEnv(f *testing.F) {
 		const canary = "zq9-canary"
 		src, _ := testSources(t, nil)
 		write(t, src.DotEnv, content+"\nDATABASE_URL="+canary+secret+"\n")
-		cfg, err := Load(src)
+		cfg, _, err := Load(src)
 		if err == nil && cfg == nil {
 			t.Fatal("nil config without error")
 		}

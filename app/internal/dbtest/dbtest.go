@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -218,4 +219,21 @@ func withDatabase(dsn, db string) string {
 	}
 	u.Path = "/" + db
 	return u.String()
+}
+
+// Refused connects as user to database on a loopback port nothing listens
+// on, and returns that address and the error pgx gives: a real refused
+// connection, naming the user, database, host and port as real errors do.
+// It needs no Docker: for tests of how errors are reported.
+func Refused(t testing.TB, user, database string) (addr string, err error) {
+	t.Helper()
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(dockertest.FreePort(t)))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, "postgres://"+user+":pw@"+addr+"/"+database+"?sslmode=disable")
+	if err == nil {
+		_ = conn.Close(ctx)
+		t.Fatalf("connected to %s, where nothing should listen", addr)
+	}
+	return addr, err
 }

@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strconv"
+	"strings"
 
 	"github.com/fractionate/service-template/app/internal/buildinfo"
+	"github.com/fractionate/service-template/app/internal/health"
 	"github.com/fractionate/service-template/app/internal/notes"
 )
 
@@ -29,9 +31,10 @@ type NoteStore interface {
 	List(ctx context.Context, limit int, before int64) ([]notes.Note, error)
 }
 
-// Readiness reports failing dependencies by name; none means ready.
+// Readiness reports failing dependencies by name; none means ready. The
+// errors go to the log only: they may name users, databases and hosts.
 type Readiness interface {
-	Check(ctx context.Context) map[string]string
+	Check(ctx context.Context) map[string]error
 }
 
 // Deps are the handler's collaborators.
@@ -57,11 +60,23 @@ func routes(d Deps) []Route {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		}},
 		{"GET", "/ready", func(w http.ResponseWriter, r *http.Request) {
-			if failures := d.Ready.Check(r.Context()); len(failures) > 0 {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": failures})
+			failures := d.Ready.Check(r.Context())
+			if len(failures) == 0 {
+				writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 				return
 			}
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+			// Load balancers probe /ready and it is often reachable from
+			// outside: the body says which check failed and a short cause,
+			// the log says the rest.
+			causes := make(map[string]string, len(failures))
+			for name, err := range failures {
+				causes[name] = health.Cause(err)
+				if !errors.Is(err, health.ErrShuttingDown) {
+					d.Log.WarnContext(r.Context(), "readiness check failed", "check", name, "error", err.Error(),
+						"request_id", requestID(r.Context()))
+				}
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": causes})
 		}},
 		{"GET", "/version", func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, d.Build)
@@ -79,13 +94,71 @@ func routes(d Deps) []Route {
 // Routes lists the method and path of every route.
 func Routes() []Route { return routes(Deps{}) }
 
-// New returns the service's handler, logging one line per request.
+// New returns the service's handler, logging one line per request. Every
+// error it returns is JSON, also for routes it does not have.
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range routes(d) {
 		mux.HandleFunc(r.Method+" "+r.Path, r.handler)
 	}
-	return logRequests(d.Log, mux)
+	return logRequests(d.Log, jsonFallbacks(mux))
+}
+
+// jsonFallbacks answers what mux has no route for with the JSON error shape
+// instead of net/http's text and HTML: 404 for an unknown path, 405 (with
+// its Allow header) for a known path with another method, and 404 too for
+// a path mux would redirect to its clean form (/v1//notes, /v1/./notes): an
+// API has one spelling of each path, and a redirect would make clients
+// send a POST body twice.
+func jsonFallbacks(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !canonical(r.URL.Path) {
+			writeError(w, http.StatusNotFound, "no such route")
+			return
+		}
+		fallback, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Ask mux what it would answer, keeping only status and headers.
+		probe := &headerProbe{header: http.Header{}}
+		fallback.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			allow := probe.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed; this path allows "+allow)
+			return
+		}
+		writeError(w, http.StatusNotFound, "no such route")
+	})
+}
+
+// canonical reports whether mux would take p as it is rather than redirect
+// to a cleaned form: no empty, "." or ".." segments.
+func canonical(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
+// headerProbe is a ResponseWriter that keeps the status and headers and
+// drops the body.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header { return p.header }
+
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+
+func (p *headerProbe) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
 }
 
 type notesHandler struct {
@@ -95,11 +168,15 @@ type notesHandler struct {
 }
 
 func (h notesHandler) create(w http.ResponseWriter, r *http.Request) {
+	if err := requireJSON(r); err != nil {
+		writeError(w, http.StatusUnsupportedMediaType, err.Error())
+		return
+	}
 	var in struct {
 		Title *string `json:"title"`
 		Body  string  `json:"body"`
 	}
-	if err := decodeJSON(w, r, h.maxBody, &in); err != nil {
+	if err := readJSON(w, r, h.maxBody, &in); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -146,9 +223,22 @@ func (h notesHandler) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"notes": list})
 }
 
+// RetryAfter is the Retry-After (seconds) of a 503 for a dependency that
+// could not answer: long enough for a restart or a failover to make
+// progress, short enough for a client to come back soon.
+const RetryAfter = "5"
+
+// unavailable is how a store says a dependency could not answer (down,
+// refusing, too slow); it names the dependency.
+type unavailable interface {
+	error
+	Unavailable() string
+}
+
 // failed writes the response for a store error and reports whether there was one.
 func (h notesHandler) failed(w http.ResponseWriter, r *http.Request, err error) bool {
 	var invalid *notes.ValidationError
+	var down unavailable
 	switch {
 	case err == nil:
 		return false
@@ -156,6 +246,13 @@ func (h notesHandler) failed(w http.ResponseWriter, r *http.Request, err error) 
 		writeError(w, http.StatusBadRequest, invalid.Error())
 	case errors.Is(err, notes.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.As(err, &down):
+		// Not this request's fault, and it may work later: 503, with
+		// the dependency named in the log and not to the client.
+		h.log.ErrorContext(r.Context(), "dependency unavailable", "dependency", down.Unavailable(),
+			"error", err, "request_id", requestID(r.Context()))
+		w.Header().Set("Retry-After", RetryAfter)
+		writeError(w, http.StatusServiceUnavailable, "temporarily unavailable; retry later")
 	default:
 		// The cause goes to the log, never to the client.
 		h.log.ErrorContext(r.Context(), "request failed", "error", err, "request_id", requestID(r.Context()))
@@ -174,41 +271,6 @@ func queryInt(r *http.Request, name string, def, lo, hi int64) (int64, error) {
 		return 0, fmt.Errorf("%s: %q must be an integer between %d and %d", name, s, lo, hi)
 	}
 	return n, nil
-}
-
-// decodeJSON reads exactly one JSON object of at most limit bytes with no
-// unknown fields; its errors are safe to show to the client.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
-	var tooBig *http.MaxBytesError
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case err == nil:
-		if dec.More() {
-			return errors.New("body must hold a single JSON object")
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			if errors.As(err, &tooBig) {
-				return fmt.Errorf("body exceeds the limit of %d bytes", limit)
-			}
-			return errors.New("body must hold a single JSON object")
-		}
-		return nil
-	case errors.As(err, &tooBig):
-		return fmt.Errorf("body exceeds the limit of %d bytes", limit)
-	case errors.Is(err, io.EOF):
-		return errors.New("body is empty; want a JSON object")
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
-		return errors.New("body is not valid JSON")
-	case errors.As(err, &typ):
-		return fmt.Errorf("%s: must be a %s", typ.Field, typ.Type)
-	default:
-		// Unknown fields and similar: encoding/json's message names the field.
-		return fmt.Errorf("body: %s", err.Error())
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 	"github.com/fractionate/service-template/app/internal/buildinfo"
 	"github.com/fractionate/service-template/app/internal/dbtest"
+	"github.com/fractionate/service-template/app/internal/health"
 	"github.com/fractionate/service-template/app/internal/httpapi"
 	"github.com/fractionate/service-template/app/internal/notes"
 )
@@ -76,9 +79,9 @@ func (s *memStore) List(_ context.Context, limit int, before int64) ([]notes.Not
 	return out, nil
 }
 
-type readiness map[string]string
+type readiness map[string]error
 
-func (r readiness) Check(context.Context) map[string]string { return r }
+func (r readiness) Check(context.Context) map[string]error { return r }
 
 // spec validates requests and responses against openapi.yaml.
 type spec struct {
@@ -198,7 +201,7 @@ func TestContractInMemory(t *testing.T) {
 }
 
 func TestIntegrationContractOnPostgres(t *testing.T) {
-	runExchanges(t, newHandler(notes.NewStore(dbtest.NewPool(t)), readiness{}, io.Discard))
+	runExchanges(t, newHandler(notes.NewStore(dbtest.NewPool(t), 0), readiness{}, io.Discard))
 }
 
 func TestReady(t *testing.T) {
@@ -210,8 +213,8 @@ func TestReady(t *testing.T) {
 		wantBody string
 	}{
 		{"ready", readiness{}, 200, `{"status":"ready"}`},
-		{"postgres down", readiness{"postgres": "connection refused"}, 503, `{"checks":{"postgres":"connection refused"},"status":"not ready"}`},
-		{"shutting down", readiness{"shutdown": "shutting down"}, 503, `"shutdown":"shutting down"`},
+		{"postgres down", readiness{"postgres": fmt.Errorf("dial: %w", syscall.ECONNREFUSED)}, 503, `{"checks":{"postgres":"connection refused"},"status":"not ready"}`},
+		{"shutting down", readiness{"shutdown": health.ErrShuttingDown}, 503, `"shutdown":"shutting down"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fractionate/service-template/app/internal/postgres"
 )
 
 // Limits, enforced here for clear errors and by the schema as a backstop.
@@ -52,11 +54,59 @@ func Validate(title, body string) error {
 	return nil
 }
 
-// Store keeps notes in Postgres.
-type Store struct{ pool *pgxpool.Pool }
+// DefaultQueryTimeout bounds each database call when NewStore is given none.
+const DefaultQueryTimeout = 3 * time.Second
 
-// NewStore returns a Store on pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// UnavailableError says a dependency could not answer (down, refusing,
+// too slow): the request may succeed later, unlike after other errors.
+type UnavailableError struct {
+	Dependency string // "postgres"
+	Err        error
+}
+
+func (e *UnavailableError) Error() string { return e.Dependency + " unavailable: " + e.Err.Error() }
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable names the dependency; the HTTP layer answers 503 for it.
+func (e *UnavailableError) Unavailable() string { return e.Dependency }
+
+// Store keeps notes in Postgres.
+type Store struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+}
+
+// NewStore returns a Store on pool whose every call gives the database at
+// most queryTimeout (DefaultQueryTimeout when zero or less): a database that
+// accepts and never answers must not hold a request, or its connection,
+// for as long as the client waits.
+func NewStore(pool *pgxpool.Pool, queryTimeout time.Duration) *Store {
+	if queryTimeout <= 0 {
+		queryTimeout = DefaultQueryTimeout
+	}
+	return &Store{pool: pool, timeout: queryTimeout}
+}
+
+// call runs one database call under the store's deadline. An error that
+// means the database could not answer becomes an *UnavailableError.
+func (s *Store) call(parent context.Context, what string, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
+	defer cancel()
+	err := f(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return err
+	case parent.Err() == nil && postgres.Unavailable(err): // not when the caller gave up
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within database.query_timeout (%s): %w", s.timeout, err)
+		}
+		return &UnavailableError{Dependency: "postgres", Err: fmt.Errorf("%s: %w", what, err)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
 
 // Create validates and inserts a note.
 func (s *Store) Create(ctx context.Context, title, body string) (Note, error) {
@@ -64,11 +114,13 @@ func (s *Store) Create(ctx context.Context, title, body string) (Note, error) {
 		return Note{}, err
 	}
 	var n Note
-	err := s.pool.QueryRow(ctx,
-		`INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING id, title, body, created_at`,
-		title, body).Scan(&n.ID, &n.Title, &n.Body, &n.CreatedAt)
+	err := s.call(ctx, "insert note", func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx,
+			`INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING id, title, body, created_at`,
+			title, body).Scan(&n.ID, &n.Title, &n.Body, &n.CreatedAt)
+	})
 	if err != nil {
-		return Note{}, fmt.Errorf("insert note: %w", err)
+		return Note{}, err
 	}
 	return n, nil
 }
@@ -76,14 +128,16 @@ func (s *Store) Create(ctx context.Context, title, body string) (Note, error) {
 // Get returns the note with id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id int64) (Note, error) {
 	var n Note
-	err := s.pool.QueryRow(ctx,
-		`SELECT id, title, body, created_at FROM notes WHERE id = $1`, id).
-		Scan(&n.ID, &n.Title, &n.Body, &n.CreatedAt)
+	err := s.call(ctx, fmt.Sprintf("get note %d", id), func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx,
+			`SELECT id, title, body, created_at FROM notes WHERE id = $1`, id).
+			Scan(&n.ID, &n.Title, &n.Body, &n.CreatedAt)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Note{}, ErrNotFound
 	}
 	if err != nil {
-		return Note{}, fmt.Errorf("get note %d: %w", id, err)
+		return Note{}, err
 	}
 	return n, nil
 }
@@ -91,22 +145,26 @@ func (s *Store) Get(ctx context.Context, id int64) (Note, error) {
 // List returns up to limit notes, newest first, older than the note with ID
 // before (0 for the newest).
 func (s *Store) List(ctx context.Context, limit int, before int64) ([]Note, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT id, title, body, created_at FROM notes
-		WHERE $2::bigint = 0
-		   OR (created_at, id) < (SELECT created_at, id FROM notes WHERE id = $2)
-		ORDER BY created_at DESC, id DESC
-		LIMIT $1`, limit, before)
-	if err != nil {
-		return nil, fmt.Errorf("list notes: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Note, error) {
-		var n Note
-		err := row.Scan(&n.ID, &n.Title, &n.Body, &n.CreatedAt)
-		return n, err
+	var list []Note
+	err := s.call(ctx, "list notes", func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `
+			SELECT id, title, body, created_at FROM notes
+			WHERE $2::bigint = 0
+			   OR (created_at, id) < (SELECT created_at, id FROM notes WHERE id = $2)
+			ORDER BY created_at DESC, id DESC
+			LIMIT $1`, limit, before)
+		if err != nil {
+			return err
+		}
+		list, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Note, error) {
+			var n Note
+			err := row.Scan(&n.ID, &n.Title, &n.Body, &n.CreatedAt)
+			return n, err
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list notes: %w", err)
+		return nil, err
 	}
 	return list, nil
 }

@@ -42,7 +42,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestIntegrationStore(t *testing.T) {
-	s := notes.NewStore(dbtest.NewPool(t))
+	s := notes.NewStore(dbtest.NewPool(t), 0)
 	ctx := t.Context()
 
 	a, err := s.Create(ctx, "first", "body one")
