@@ -288,7 +288,7 @@ func (d *Deployer) checkRules(ctx context.Context, st *Stack, cs *Checks) {
 	}
 	p, err := stack.Load(ctx, d.Env.Stack, st.Variables, d.Env.Files...)
 	if err == nil {
-		err = stack.CheckProduction(p)
+		err = stack.CheckProduction(p, d.Env.Image)
 	}
 	if err != nil {
 		cs.Add("stack", "", fmt.Errorf("the production rules: %w", err))

@@ -86,11 +86,13 @@ func setup(t *testing.T) *fixture {
 		t.Fatalf("%s uses the Swarm fixture, so its name must start with %s", t.Name(), e2ePrefix)
 	}
 	if testing.Short() {
+		// plain skip: -short asks for the unit tests only.
 		t.Skip("end-to-end test: skipped in -short mode")
 	}
 	if os.Getenv("TEST_SWARM") != "1" {
-		// An explicit opt-in, not a missing engine: it makes the engine a
-		// Swarm for minutes, which nobody wants as a side effect of go test.
+		// plain skip: TEST_SWARM unset is an explicit opt-out, not a
+		// missing engine: the suite makes the engine a Swarm for minutes,
+		// which nobody wants as a side effect of go test.
 		t.Skip("set TEST_SWARM=1 to let the end-to-end tests make this engine a single-node Swarm (they leave it afterwards)")
 	}
 	fxOnce.Do(func() { fx, fxErr, fxSkip = newFixture() })
