@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/magefile/mage/mg"
 
 	"github.com/fractionate/service-template/magefiles/dockerimage"
+	"github.com/fractionate/service-template/magefiles/runner"
 )
 
 // Bench measures the build tooling.
@@ -30,4 +32,12 @@ func (Bench) Image(ctx context.Context, runs *int) error {
 		return err
 	}
 	return res.WriteTable(os.Stdout)
+}
+
+// Deploy compares deploy:to with docker stack deploy on a Swarm of its own (production timings; TEST_SWARM=1): wall time, Swarm's own update time, exit against Swarm's end, failed requests.
+func (Bench) Deploy(ctx context.Context) error {
+	if os.Getenv("TEST_SWARM") != "1" {
+		return fmt.Errorf("bench:deploy makes this engine a single-node Swarm for about ten minutes (and leaves it afterwards): set TEST_SWARM=1 to allow it")
+	}
+	return exec().Run(ctx, runner.Command("go", "test", "-count=1", "-run", "^$", "-bench", "^BenchmarkE2EDeploy$", "-benchtime", "1x", "-timeout", "40m", "./magefiles/deploy"))
 }

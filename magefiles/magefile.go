@@ -13,6 +13,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/fractionate/service-template/magefiles/deploy"
 	"github.com/fractionate/service-template/magefiles/devdb"
 	"github.com/fractionate/service-template/magefiles/lint"
 	"github.com/fractionate/service-template/magefiles/runner"
@@ -43,12 +44,15 @@ func Check(ctx context.Context) {
 	mg.SerialCtxDeps(ctx, Lint, Test.Unit)
 }
 
-// Lint checks formatting, go.mod tidiness, go vet, golangci-lint and the compose files' rules.
+// Lint checks formatting, go.mod tidiness, go vet, golangci-lint, the compose files' rules and the deploy environments.
 func Lint(ctx context.Context) error {
 	if err := lint.Gofmt(ctx, "."); err != nil {
 		return err
 	}
 	if err := stack.Lint(ctx, "."); err != nil {
+		return err
+	}
+	if err := deploy.Lint(ctx, "."); err != nil {
 		return err
 	}
 	return runner.RunAll(ctx, exec(), lint.Checks())

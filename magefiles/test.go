@@ -16,9 +16,17 @@ import (
 // a failure, as in CI).
 type Test mg.Namespace
 
-// All runs unit and integration tests (`mage test`).
+// All runs unit, integration and end-to-end tests (`mage test`); the end-to-end ones only with TEST_SWARM=1.
 func (Test) All(ctx context.Context) error {
-	return exec().Run(ctx, gotest.Command(gotest.All, testOptions()))
+	if err := exec().Run(ctx, gotest.Command(gotest.All, testOptions())); err != nil {
+		return err
+	}
+	return exec().Run(ctx, gotest.Command(gotest.E2E, testOptions()))
+}
+
+// E2E runs the end-to-end deploy tests on a Swarm of their own (TEST_SWARM=1 lets them make the engine one; they leave it after).
+func (Test) E2E(ctx context.Context) error {
+	return exec().Run(ctx, gotest.Command(gotest.E2E, testOptions()))
 }
 
 // Unit runs the tests that need no Docker (go test -short).

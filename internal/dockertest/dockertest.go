@@ -25,6 +25,11 @@ import (
 // Prefix starts the name of every test that needs Docker.
 const Prefix = "TestIntegration"
 
+// E2EPrefix starts the name of every end-to-end test: they need Docker too,
+// make the engine a Swarm (TEST_SWARM=1 opts in), and run apart, one
+// package at a time, after the other tests (mage test:e2e).
+const E2EPrefix = "TestE2E"
+
 var (
 	pingOnce sync.Once
 	pingErr  error

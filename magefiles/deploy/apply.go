@@ -200,7 +200,9 @@ func Restore(ctx context.Context, api client.APIClient, stack string, a *Applied
 				fmt.Fprintf(o.Out, "  %s already has its previous spec (Swarm rolled it back)\n", full)
 			case svc.PreviousSpec != nil && sameJSON(normalize(*svc.PreviousSpec, names), want):
 				fmt.Fprintf(o.Out, "  rolling %s back to its previous spec\n", full)
-				_, err = api.ServiceUpdate(ctx, svc.ID, client.ServiceUpdateOptions{Version: svc.Version, Rollback: "previous"})
+				// The engine wants a spec even when it takes the previous
+				// one (an empty one is refused as a "mismatch").
+				_, err = api.ServiceUpdate(ctx, svc.ID, client.ServiceUpdateOptions{Version: svc.Version, Spec: svc.Spec, Rollback: "previous"})
 			default:
 				fmt.Fprintf(o.Out, "  updating %s to its kept spec\n", full)
 				err = updateService(ctx, api, svc.ID, svc.Version, want, auth)

@@ -83,7 +83,7 @@ func Evaluate(w Watch, o Observation) Progress {
 	for _, t := range o.UpToDate {
 		upToDate[t.ID] = true
 	}
-	var updated, healthy, oldRunning, failures int
+	var updated, healthy, oldRunning, stopping, failures int
 	var lastErr, unplaceable string
 	for _, t := range o.Tasks {
 		current := upToDate[t.ID]
@@ -99,7 +99,20 @@ func Evaluate(w Watch, o Observation) Progress {
 		if t.DesiredState == swarm.TaskStateRunning && !current && t.Status.State != swarm.TaskStateShutdown {
 			oldRunning++
 		}
-		if w.Existing[t.ID] || !current {
+		// Told to stop but still running (draining): not converged until
+		// it is gone, or a scale down would return while it still serves.
+		if t.DesiredState != swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning {
+			stopping++
+		}
+		if w.Existing[t.ID] {
+			continue
+		}
+		if !current {
+			// A new task of a spec Swarm has since rolled back: its error
+			// is why.
+			if t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected {
+				lastErr = taskError(t)
+			}
 			continue
 		}
 		switch t.Status.State {
@@ -134,7 +147,7 @@ func Evaluate(w Watch, o Observation) Progress {
 		line += " (" + state + ")"
 	}
 	p := Progress{Line: line, LastErr: lastErr}
-	countsOK := updated == desired && oldRunning == 0
+	countsOK := updated == desired && oldRunning == 0 && stopping == 0
 
 	if w.Restore {
 		switch {
@@ -154,10 +167,10 @@ func Evaluate(w Watch, o Observation) Progress {
 	if ours {
 		switch st.State {
 		case swarm.UpdateStateRollbackStarted, swarm.UpdateStateRollbackPaused, swarm.UpdateStateRollbackCompleted:
-			p.Failed = "Swarm rolled the update back: " + orUnknown(st.Message)
+			p.Failed = "Swarm rolled the update back: " + orUnknown(st.Message) + taskCause(lastErr)
 			return p
 		case swarm.UpdateStatePaused:
-			p.Failed = "Swarm paused the update: " + orUnknown(st.Message)
+			p.Failed = "Swarm paused the update: " + orUnknown(st.Message) + taskCause(lastErr)
 			return p
 		}
 	}
@@ -177,6 +190,13 @@ func Evaluate(w Watch, o Observation) Progress {
 		p.Done = countsOK
 	}
 	return p
+}
+
+func taskCause(err string) string {
+	if err == "" {
+		return ""
+	}
+	return " (a new task: " + err + ")"
 }
 
 func orUnknown(s string) string {

@@ -11,11 +11,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"crypto/rand"
 	"net"
 	"os"
 	"os/exec"
@@ -42,17 +42,17 @@ import (
 
 // Prefix starts the name of every end-to-end test: test:e2e runs them, one
 // package at a time, and test:integration does not.
-const e2ePrefix = "TestE2E"
+const e2ePrefix = dockertest.E2EPrefix
 
 type fixture struct {
 	cli      *client.Client
-	tmp      string // removed at the end
-	clone    string // a git repository holding the working tree; the targets run here
-	bin      string // the compiled mage targets
-	port     int    // the registry's
-	registry string // 127.0.0.1:port
-	repo     string // the app's repository in the registry
-	postgres string // the Postgres image in the registry
+	tmp      string            // removed at the end
+	clone    string            // a git repository holding the working tree; the targets run here
+	bin      string            // the compiled mage targets
+	port     int               // the registry's
+	registry string            // 127.0.0.1:port
+	repo     string            // the app's repository in the registry
+	postgres string            // the Postgres image in the registry
 	images   map[string]string // release name -> tag@digest in repo
 	digests  map[string]string // release name -> digest
 	load     string            // the load client image
@@ -80,10 +80,10 @@ func TestMain(m *testing.M) {
 
 // setup returns the shared fixture, making it on first use. A test that
 // cannot have it skips (or, under TEST_REQUIRE_DOCKER=1, fails).
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
-	if !strings.HasPrefix(t.Name(), e2ePrefix) {
-		t.Fatalf("%s uses the Swarm fixture, so its name must start with %s", t.Name(), e2ePrefix)
+	if !strings.HasPrefix(t.Name(), e2ePrefix) && !strings.HasPrefix(t.Name(), "BenchmarkE2E") {
+		t.Fatalf("%s uses the Swarm fixture, so its name must start with %s (or BenchmarkE2E)", t.Name(), e2ePrefix)
 	}
 	if testing.Short() {
 		// plain skip: -short asks for the unit tests only.
@@ -210,12 +210,13 @@ func (f *fixture) teardown() {
 			}
 		}
 	}
+	// By name, never by ID: a pushed tag shares its image with the local
+	// one it came from (the Postgres image), which must stay.
 	imgs, _ := f.cli.ImageList(ctx, client.ImageListOptions{All: true})
 	for _, img := range imgs.Items {
-		for _, tag := range append(img.RepoTags, img.RepoDigests...) {
-			if strings.HasPrefix(tag, f.registry+"/") || strings.HasPrefix(tag, "e2e-") {
-				_, _ = f.cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-				break
+		for _, ref := range append(img.RepoTags, img.RepoDigests...) {
+			if strings.HasPrefix(ref, f.registry+"/") || strings.HasPrefix(ref, "e2e-") {
+				_, _ = f.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
 			}
 		}
 	}
@@ -356,12 +357,24 @@ type envSpec struct {
 	Deadline    string
 	MaxReplicas int
 	Variables   map[string]string
+	Production  bool // the production timings: machineOverride only
 }
 
-// testOverride holds what only this machine needs: Postgres reached by
+// machineOverride holds what only this machine needs: Postgres reached by
 // DNS round robin (there is no IPVS for VIPs here) and a network the load
-// client's container can join. The app keeps its production settings but
-// shorter update delays and monitor periods, so the suite ends in minutes.
+// client's container can join. Everything else is the production file's.
+const machineOverride = `version: "3.9"
+services:
+  postgres:
+    deploy:
+      endpoint_mode: dnsrr
+networks:
+  internal:
+    attachable: true
+`
+
+// testOverride is machineOverride plus shorter update delays and monitor
+// periods for the app, so the suite ends in minutes.
 const testOverride = `version: "3.9"
 services:
   app:
@@ -381,11 +394,16 @@ networks:
 
 // writeEnv writes an environments file holding envs and returns its path.
 func (f *fixture) writeEnv(file string, envs ...envSpec) string {
-	override := filepath.Join(f.tmp, "swarm-test.yml")
-	_ = os.WriteFile(override, []byte(testOverride), 0o644)
+	fast, machine := filepath.Join(f.tmp, "swarm-test.yml"), filepath.Join(f.tmp, "swarm-machine.yml")
+	_ = os.WriteFile(fast, []byte(testOverride), 0o644)
+	_ = os.WriteFile(machine, []byte(machineOverride), 0o644)
 	var b strings.Builder
 	b.WriteString("environments:\n")
 	for _, e := range envs {
+		override := fast
+		if e.Production {
+			override = machine
+		}
 		fmt.Fprintf(&b, "  %s:\n    stack: %s\n    image: %s\n    app_env: staging\n", e.Name, e.Stack, f.repo)
 		fmt.Fprintf(&b, "    deadline: %s\n    history: 10\n    max_replicas: %d\n", cmp.Or(e.Deadline, "3m"), cmp.Or(e.MaxReplicas, 4))
 		fmt.Fprintf(&b, "    files: [docker-compose.prod.yml, %s", override)
@@ -442,7 +460,7 @@ func (f *fixture) keep(s string) {
 }
 
 // createSecrets makes the stack's two secrets with password in them.
-func (f *fixture) createSecrets(t *testing.T, stack, password string) {
+func (f *fixture) createSecrets(t testing.TB, stack, password string) {
 	t.Helper()
 	for name, value := range map[string]string{
 		"postgres_password": password,
@@ -457,7 +475,7 @@ func (f *fixture) createSecrets(t *testing.T, stack, password string) {
 
 // removeStack removes a stack's services and waits for their containers,
 // then removes its volumes: each test leaves the Swarm as it found it.
-func (f *fixture) removeStack(t *testing.T, stack string) {
+func (f *fixture) removeStack(t testing.TB, stack string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	byStack := client.Filters{}.Add("label", deploy.StackLabel+"="+stack)
@@ -490,7 +508,7 @@ type Load struct {
 
 // startLoad starts the load client against the stack's app and waits
 // until its first requests succeed.
-func (f *fixture) startLoad(t *testing.T, stack string) *Load {
+func (f *fixture) startLoad(t testing.TB, stack string) *Load {
 	t.Helper()
 	ctx := t.Context()
 	r, err := f.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
@@ -515,7 +533,7 @@ func (f *fixture) startLoad(t *testing.T, stack string) *Load {
 }
 
 // Stop ends the load and returns its counts.
-func (l *Load) Stop(t *testing.T) loadSummary {
+func (l *Load) Stop(t testing.TB) loadSummary {
 	t.Helper()
 	ctx := t.Context()
 	if _, err := l.f.cli.ContainerKill(ctx, l.id, client.ContainerKillOptions{Signal: "TERM"}); err != nil {
@@ -555,7 +573,7 @@ type loadSummary struct {
 }
 
 // zeroFailures fails t unless the load lost nothing and ran at 50/s or more.
-func zeroFailures(t *testing.T, s loadSummary) {
+func zeroFailures(t testing.TB, s loadSummary) {
 	t.Helper()
 	if s.Failed != 0 || s.SlowFailed != 0 {
 		t.Errorf("%d of %d requests and %d of %d slow uploads failed: %v", s.Failed, s.Sent, s.SlowFailed, s.SlowSent, s.Errors)
@@ -569,7 +587,7 @@ func zeroFailures(t *testing.T, s loadSummary) {
 }
 
 // serviceImages are the digests the stack's services' specs run.
-func (f *fixture) serviceImages(t *testing.T, stack string) map[string]string {
+func (f *fixture) serviceImages(t testing.TB, stack string) map[string]string {
 	t.Helper()
 	ss, err := f.cli.ServiceList(t.Context(), client.ServiceListOptions{Filters: client.Filters{}.Add("label", deploy.StackLabel+"="+stack)})
 	if err != nil {
@@ -583,7 +601,7 @@ func (f *fixture) serviceImages(t *testing.T, stack string) map[string]string {
 }
 
 // taskDigests are the digests of the running tasks of a service.
-func (f *fixture) taskDigests(t *testing.T, service string) []string {
+func (f *fixture) taskDigests(t testing.TB, service string) []string {
 	t.Helper()
 	ts, err := f.cli.TaskList(t.Context(), client.TaskListOptions{Filters: client.Filters{}.Add("service", service).Add("desired-state", "running")})
 	if err != nil {
@@ -599,7 +617,7 @@ func (f *fixture) taskDigests(t *testing.T, service string) []string {
 }
 
 // snapshot is what must not change when a target refuses or dry-runs.
-func (f *fixture) snapshot(t *testing.T) string {
+func (f *fixture) snapshot(t testing.TB) string {
 	t.Helper()
 	ctx := t.Context()
 	var b strings.Builder
@@ -670,7 +688,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // waitFor waits until out contains s.
-func waitFor(t *testing.T, out *lockedBuffer, s string, timeout time.Duration) {
+func waitFor(t testing.TB, out *lockedBuffer, s string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !strings.Contains(out.String(), s) {

@@ -19,7 +19,7 @@ import (
 
 // newStack makes a stack of the test's own with its secrets, returns its
 // environments file, and removes the stack when the test ends.
-func newStack(t *testing.T, f *fixture, password string, envs ...envSpec) string {
+func newStack(t testing.TB, f *fixture, password string, envs ...envSpec) string {
 	t.Helper()
 	for _, e := range envs {
 		f.createSecrets(t, e.Stack, password)
@@ -29,7 +29,7 @@ func newStack(t *testing.T, f *fixture, password string, envs ...envSpec) string
 }
 
 // expect runs a target and checks its exit code.
-func expect(t *testing.T, f *fixture, envFile string, code int, args ...string) string {
+func expect(t testing.TB, f *fixture, envFile string, code int, args ...string) string {
 	t.Helper()
 	start := time.Now()
 	out, got := f.runTarget(t.Context(), envFile, nil, args...)
@@ -40,7 +40,7 @@ func expect(t *testing.T, f *fixture, envFile string, code int, args ...string) 
 	return out
 }
 
-func history(t *testing.T, f *fixture, stack string) []deploy.Record {
+func history(t testing.TB, f *fixture, stack string) []deploy.Record {
 	t.Helper()
 	rs, err := deploy.History{API: f.cli, Stack: stack}.List(t.Context())
 	if err != nil {
@@ -51,7 +51,7 @@ func history(t *testing.T, f *fixture, stack string) []deploy.Record {
 
 // onDigest checks that the service's spec and every running task are on
 // the digest.
-func onDigest(t *testing.T, f *fixture, service, digest string) {
+func onDigest(t testing.TB, f *fixture, service, digest string) {
 	t.Helper()
 	r, err := f.cli.ServiceInspect(t.Context(), service, client.ServiceInspectOptions{})
 	if err != nil {
@@ -484,7 +484,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 
 // waitConverged waits until every task of the service is current and
 // running, with no update in progress.
-func waitConverged(t *testing.T, f *fixture, service string) {
+func waitConverged(t testing.TB, f *fixture, service string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

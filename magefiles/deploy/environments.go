@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/distribution/reference"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fractionate/service-template/magefiles/stack"
 )
 
 // EnvironmentsFile is where the environments are described, relative to the
@@ -228,4 +231,36 @@ func checkEndpoint(ep string) error {
 		return fmt.Errorf("%q: want unix://, tcp:// or ssh://", ep)
 	}
 	return nil
+}
+
+// Lint checks the environments file under root as a deploy would read
+// it: every environment's stack files load with the docker CLI's loader
+// (with a stand-in release), and a protected environment's keep the
+// production rules. Variables that read the deployer's environment get
+// their defaults.
+func Lint(ctx context.Context, root string) error {
+	envs, err := LoadEnvironments(filepath.Join(root, EnvironmentsFile), root)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range envs.Names() {
+		env := envs[name]
+		rel := Release{Repository: env.Image, Tag: "v0.0.0"}
+		st, err := LoadStack(env, rel, func(string) (string, bool) { return "", false })
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: environment %s: %w", EnvironmentsFile, name, err))
+			continue
+		}
+		if env.Protected {
+			p, err := stack.Load(ctx, env.Stack, st.Variables, env.Files...)
+			if err == nil {
+				err = stack.CheckProduction(p, env.Image)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: environment %s: the production rules:\n%w", EnvironmentsFile, name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -9,10 +9,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 )
+
+// logIdle ends a log stream (without -follow) that has gone silent.
+const logIdle = 5 * time.Second
 
 // LogOptions choose what Logs shows.
 type LogOptions struct {
@@ -53,15 +58,26 @@ func (d *Deployer) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
 				tasks[t.ID] = fmt.Sprintf("%s.%d@%s", name, t.Slot, cmpOr(nodes[t.NodeID], short(t.NodeID, 12)))
 			}
 		}
-		rc, err := d.API.ServiceLogs(ctx, svc.ID, client.ServiceLogsOptions{
+		// Swarm's log stream sometimes never ends when a task is being
+		// stopped or its container is gone (docker service logs hangs the
+		// same way). Without -follow, a stream silent for logIdle is done.
+		sctx, cancel := context.WithCancel(ctx)
+		var idle *time.Timer
+		var stalled atomic.Bool
+		if !o.Follow {
+			idle = time.AfterFunc(logIdle, func() { stalled.Store(true); cancel() })
+		}
+		rc, err := d.API.ServiceLogs(sctx, svc.ID, client.ServiceLogsOptions{
 			ShowStdout: true, ShowStderr: true, Since: o.Since, Follow: o.Follow, Tail: cmpOr(o.Tail, "all"), Details: true,
 		})
 		if err != nil {
+			cancel()
 			return fmt.Errorf("logs of %s: %w", name, err)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer cancel()
 			defer rc.Close()
 			pr, pw := io.Pipe()
 			go func() {
@@ -71,13 +87,21 @@ func (d *Deployer) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
 			sc := bufio.NewScanner(pr)
 			sc.Buffer(make([]byte, 64*1024), 1024*1024)
 			for sc.Scan() {
+				if idle != nil {
+					idle.Reset(logIdle)
+				}
 				prefix, line := taskPrefix(sc.Text(), tasks, name)
 				mu.Lock()
 				fmt.Fprintf(w, "%s | %s\n", prefix, line)
 				mu.Unlock()
 			}
-			if err := sc.Err(); err != nil && ctx.Err() == nil {
+			if err := sc.Err(); err != nil && ctx.Err() == nil && !stalled.Load() {
 				errs[i] = fmt.Errorf("logs of %s: %w", name, err)
+			}
+			if stalled.Load() {
+				mu.Lock()
+				fmt.Fprintf(w, "%s | (Swarm's log stream did not end; stopped after %s without a line)\n", name, logIdle)
+				mu.Unlock()
 			}
 		}()
 	}

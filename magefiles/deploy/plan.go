@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/swarm"
@@ -224,6 +225,8 @@ func replicasText(s swarm.ServiceSpec) string {
 	switch {
 	case s.Mode.Replicated != nil && s.Mode.Replicated.Replicas != nil:
 		return fmt.Sprint(*s.Mode.Replicated.Replicas)
+	case s.Mode.Replicated != nil:
+		return "1" // Swarm's default
 	case s.Mode.Global != nil:
 		return "global"
 	}
@@ -322,6 +325,9 @@ func fieldValue(s swarm.ServiceSpec, path []string) any {
 	}
 	if v == nil {
 		return "-"
+	}
+	if f, ok := v.(float64); ok && (path[len(path)-1] == "Delay" || path[len(path)-1] == "Monitor") {
+		return time.Duration(f).String()
 	}
 	if m, ok := v.(map[string]any); ok {
 		b, _ := json.Marshal(m)

@@ -138,7 +138,6 @@ func DefaultTag(ctx context.Context, s Setup) (string, error) {
 	return tags[0], nil
 }
 
-
 // BuildAndPush builds HEAD's image into env's repository and pushes it:
 // what deploy:to does for an environment with a local registry. It
 // returns the commit's tag.

@@ -3,7 +3,8 @@
 // Tests that need Docker are named TestIntegration... and skip themselves
 // under -short, so the split needs no build tags: unit runs -short,
 // integration selects by name, and the full run takes everything in one
-// compile.
+// compile. End-to-end tests (TestE2E...) make the engine a Swarm: they run
+// on their own, one package at a time, never beside the others.
 package gotest
 
 import (
@@ -19,7 +20,12 @@ const (
 	All Suite = iota
 	Unit
 	Integration
+	E2E
 )
+
+// e2eTimeout bounds the end-to-end suite: minutes of rollouts, and the
+// clean-up must still run within it.
+const e2eTimeout = "45m"
 
 // Options tune a run.
 type Options struct {
@@ -39,10 +45,12 @@ func Command(s Suite, o Options) runner.Cmd {
 		args = append(args, "-short")
 	case Integration:
 		args = append(args, "-count=1", "-run", "^"+dockertest.Prefix)
+	case E2E:
+		args = append(args, "-count=1", "-p", "1", "-timeout", e2eTimeout, "-run", "^"+dockertest.E2EPrefix)
 	default:
 		// Integration tests talk to real containers, which go test's
 		// result cache cannot see: never trust a cached pass.
-		args = append(args, "-count=1")
+		args = append(args, "-count=1", "-skip", "^"+dockertest.E2EPrefix)
 	}
 	if o.Race {
 		args = append(args, "-race")

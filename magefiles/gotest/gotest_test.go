@@ -9,10 +9,11 @@ func TestCommand(t *testing.T) {
 		opts  Options
 		want  string
 	}{
-		{"all", All, Options{}, "go test -count=1 ./..."},
+		{"all", All, Options{}, "go test -count=1 -skip ^TestE2E ./..."},
+		{"e2e", E2E, Options{RequireDocker: true}, "TEST_REQUIRE_DOCKER=… go test -count=1 -p 1 -timeout 45m -run ^TestE2E ./..."},
 		{"unit", Unit, Options{}, "go test -short ./..."},
 		{"integration", Integration, Options{}, "go test -count=1 -run ^TestIntegration ./..."},
-		{"all requiring docker", All, Options{RequireDocker: true}, "TEST_REQUIRE_DOCKER=… go test -count=1 ./..."},
+		{"all requiring docker", All, Options{RequireDocker: true}, "TEST_REQUIRE_DOCKER=… go test -count=1 -skip ^TestE2E ./..."},
 		{"unit never requires docker", Unit, Options{RequireDocker: true}, "go test -short ./..."},
 		{"race verbose packages", Unit, Options{Race: true, Verbose: true, Packages: []string{"./app/..."}}, "go test -short -race -v ./app/..."},
 	}

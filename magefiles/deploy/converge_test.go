@@ -1,0 +1,217 @@
+package deploy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+)
+
+// The Swarm states a deploy must not be fooled by (../shared/NOTES.md,
+// "Swarm pitfalls"), one row each.
+func TestEvaluate(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	earlier := t0.Add(-time.Hour)
+	ours := t0.Add(time.Second)
+	two := uint64(2)
+	svc := func(state swarm.UpdateState, started *time.Time, msg string) swarm.Service {
+		s := swarm.Service{Spec: swarm.ServiceSpec{Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &two}}}}
+		if started != nil {
+			s.UpdateStatus = &swarm.UpdateStatus{State: state, StartedAt: started, Message: msg}
+		}
+		return s
+	}
+	task := func(id string, desired, state swarm.TaskState, err string) swarm.Task {
+		return swarm.Task{ID: id, DesiredState: desired, Status: swarm.TaskStatus{State: state, Err: err}}
+	}
+	run, shut := swarm.TaskStateRunning, swarm.TaskStateShutdown
+	oldA, oldB := task("oldA", run, run, ""), task("oldB", run, run, "")
+	newA, newB := task("newA", run, run, ""), task("newB", run, run, "")
+	existing := map[string]bool{"oldA": true, "oldB": true}
+	update := Watch{Name: "app", Rolling: true, Before: &earlier, Applied: t0, Existing: existing}
+
+	tests := []struct {
+		name    string
+		w       Watch
+		o       Observation
+		done    bool
+		failed  string // substring of the failure; "" for none
+		lineHas string
+	}{
+		{
+			name: "a rollback_completed from an earlier update is not this deploy's",
+			w:    update,
+			o: Observation{Now: t0.Add(time.Second), Service: svc(swarm.UpdateStateRollbackCompleted, &earlier, "rollback completed"),
+				Tasks: []swarm.Task{oldA, oldB}},
+		},
+		{
+			name: "start-first: running equals desired while the old tasks still run",
+			w:    update,
+			o: Observation{Now: t0.Add(5 * time.Second), Service: svc(swarm.UpdateStateUpdating, &ours, ""),
+				Tasks: []swarm.Task{oldA, oldB, newA}, UpToDate: []swarm.Task{newA}},
+			lineHas: "1/2 updated, 3/2 healthy (updating)",
+		},
+		{
+			name: "every task current, but Swarm has not said completed (monitor period)",
+			w:    update,
+			o: Observation{Now: t0.Add(20 * time.Second), Service: svc(swarm.UpdateStateUpdating, &ours, ""),
+				Tasks: []swarm.Task{task("oldA", shut, shut, ""), task("oldB", shut, shut, ""), newA, newB}, UpToDate: []swarm.Task{newA, newB}},
+		},
+		{
+			name: "completed, and every task of the new spec running",
+			w:    update,
+			o: Observation{Now: t0.Add(40 * time.Second), Service: svc(swarm.UpdateStateCompleted, &ours, "update completed"),
+				Tasks: []swarm.Task{task("oldA", shut, shut, ""), newA, newB}, UpToDate: []swarm.Task{newA, newB}},
+			done: true,
+		},
+		{
+			name: "completed, but an old task is still running",
+			w:    update,
+			o: Observation{Now: t0.Add(40 * time.Second), Service: svc(swarm.UpdateStateCompleted, &ours, "update completed"),
+				Tasks: []swarm.Task{oldA, newA, newB}, UpToDate: []swarm.Task{newA, newB}},
+		},
+		{
+			name: "Swarm rolled this update back: failed, with its reason",
+			w:    update,
+			o: Observation{Now: t0.Add(30 * time.Second), Service: svc(swarm.UpdateStateRollbackCompleted, &ours, "update rolled back due to failure or early termination of task x"),
+				Tasks:    []swarm.Task{oldA, oldB, task("n1", shut, swarm.TaskStateFailed, "task: non-zero exit (1)")},
+				UpToDate: []swarm.Task{oldA, oldB}},
+			failed: "Swarm rolled the update back: update rolled back due to failure or early termination of task x (a new task: failed: task: non-zero exit (1))",
+		},
+		{
+			name:   "a rollback in progress is already a failure",
+			w:      update,
+			o:      Observation{Now: t0.Add(9 * time.Second), Service: svc(swarm.UpdateStateRollbackStarted, &ours, "update rolled back"), Tasks: []swarm.Task{oldA, oldB}},
+			failed: "rolled the update back",
+		},
+		{
+			name:   "paused",
+			w:      update,
+			o:      Observation{Now: t0.Add(9 * time.Second), Service: svc(swarm.UpdateStatePaused, &ours, "update paused due to failure"), Tasks: []swarm.Task{oldA, oldB}},
+			failed: "paused the update: update paused due to failure",
+		},
+		{
+			name: "new tasks failing repeatedly",
+			w:    update,
+			o: Observation{Now: t0.Add(9 * time.Second), Service: svc(swarm.UpdateStateUpdating, &ours, ""),
+				Tasks: []swarm.Task{oldA, oldB,
+					task("n1", shut, swarm.TaskStateFailed, "task: non-zero exit (2)"),
+					task("n2", shut, swarm.TaskStateFailed, "task: non-zero exit (2)"),
+					task("n3", run, swarm.TaskStateFailed, "task: non-zero exit (2)")},
+				UpToDate: []swarm.Task{task("n1", "", "", ""), task("n2", "", "", ""), task("n3", "", "", "")}},
+			failed: "3 new tasks failed, the last: failed: task: non-zero exit (2)",
+		},
+		{
+			name: "failures of tasks from before the change do not count",
+			w:    Watch{Name: "app", Rolling: true, Before: &earlier, Applied: t0, Existing: map[string]bool{"f1": true, "f2": true, "f3": true}},
+			o: Observation{Now: t0.Add(9 * time.Second), Service: svc(swarm.UpdateStateUpdating, &ours, ""),
+				Tasks:    []swarm.Task{task("f1", shut, swarm.TaskStateFailed, "x"), task("f2", shut, swarm.TaskStateFailed, "x"), task("f3", shut, swarm.TaskStateFailed, "x")},
+				UpToDate: []swarm.Task{task("f1", "", "", ""), task("f2", "", "", ""), task("f3", "", "", "")}},
+		},
+		{
+			name: "no node can place the task: not yet",
+			w:    update,
+			o: Observation{Now: t0.Add(5 * time.Second), Service: svc(swarm.UpdateStateUpdating, &ours, ""),
+				Tasks:    []swarm.Task{oldA, oldB, task("p", run, swarm.TaskStatePending, "no suitable node (insufficient resources on 1 node)")},
+				UpToDate: []swarm.Task{task("p", "", "", "")}},
+		},
+		{
+			name: "no node can place the task: for long enough",
+			w:    update,
+			o: Observation{Now: t0.Add(11 * time.Second), Service: svc(swarm.UpdateStateUpdating, &ours, ""),
+				Tasks:    []swarm.Task{oldA, oldB, task("p", run, swarm.TaskStatePending, "no suitable node (insufficient resources on 1 node)")},
+				UpToDate: []swarm.Task{task("p", "", "", "")}},
+			failed: "no node can run the new task: no suitable node (insufficient resources",
+		},
+		{
+			name: "the image cannot be pulled: at once",
+			w:    update,
+			o: Observation{Now: t0.Add(2 * time.Second), Service: svc(swarm.UpdateStateUpdating, &ours, ""),
+				Tasks:    []swarm.Task{oldA, oldB, task("r", shut, swarm.TaskStateRejected, "No such image: registry/app:v2")},
+				UpToDate: []swarm.Task{task("r", "", "", "")}},
+			failed: "No such image",
+		},
+		{
+			name: "UpdateStatus is nil right after a create: counts decide",
+			w:    Watch{Name: "app", Rolling: true, Applied: t0},
+			o:    Observation{Now: t0.Add(15 * time.Second), Service: svc("", nil, ""), Tasks: []swarm.Task{newA, newB}, UpToDate: []swarm.Task{newA, newB}},
+			done: true,
+		},
+		{
+			name: "a rolling change Swarm did not start: wait out the grace",
+			w:    update,
+			o:    Observation{Now: t0.Add(2 * time.Second), Service: svc(swarm.UpdateStateCompleted, &earlier, ""), Tasks: []swarm.Task{oldA, oldB}, UpToDate: []swarm.Task{oldA, oldB}},
+		},
+		{
+			name: "a rolling change Swarm found nothing to replace for: done after the grace",
+			w:    update,
+			o:    Observation{Now: t0.Add(6 * time.Second), Service: svc(swarm.UpdateStateCompleted, &earlier, ""), Tasks: []swarm.Task{oldA, oldB}, UpToDate: []swarm.Task{oldA, oldB}},
+			done: true,
+		},
+		{
+			name: "scale: no rolling update, done when the count is reached",
+			w:    Watch{Name: "app", Applied: t0, Before: &earlier},
+			o:    Observation{Now: t0.Add(time.Second), Service: svc(swarm.UpdateStateCompleted, &earlier, ""), Tasks: []swarm.Task{oldA, oldB}, UpToDate: []swarm.Task{oldA, oldB}},
+			done: true,
+		},
+		{
+			name: "scale down: a task above the count still running",
+			w:    Watch{Name: "app", Applied: t0},
+			o: Observation{Now: t0.Add(time.Second), Service: svc("", nil, ""),
+				Tasks: []swarm.Task{oldA, oldB, task("c", run, run, "")}, UpToDate: []swarm.Task{oldA, oldB, task("c", run, run, "")}},
+		},
+		{
+			name: "scale down: the task told to stop is still draining",
+			w:    Watch{Name: "app", Applied: t0},
+			o: Observation{Now: t0.Add(time.Second), Service: svc("", nil, ""),
+				Tasks: []swarm.Task{oldA, oldB, task("c", shut, run, "")}, UpToDate: []swarm.Task{oldA, oldB, task("c", shut, run, "")}},
+		},
+		{
+			name: "restore: Swarm's own rollback in progress is progress",
+			w:    Watch{Name: "app", Restore: true, Applied: t0},
+			o:    Observation{Now: t0.Add(time.Second), Service: svc(swarm.UpdateStateRollbackStarted, &ours, ""), Tasks: []swarm.Task{oldA, newA}, UpToDate: []swarm.Task{oldA}},
+		},
+		{
+			name: "restore: rollback completed with the kept spec's tasks running",
+			w:    Watch{Name: "app", Restore: true, Applied: t0},
+			o:    Observation{Now: t0.Add(time.Second), Service: svc(swarm.UpdateStateRollbackCompleted, &ours, ""), Tasks: []swarm.Task{oldA, oldB}, UpToDate: []swarm.Task{oldA, oldB}},
+			done: true,
+		},
+		{
+			name:   "restore: paused",
+			w:      Watch{Name: "app", Restore: true, Applied: t0, Before: &earlier},
+			o:      Observation{Now: t0.Add(time.Second), Service: svc(swarm.UpdateStateRollbackPaused, &ours, "rollback paused"), Tasks: []swarm.Task{oldA}},
+			failed: "paused the restore",
+		},
+		{
+			name: "removed: done when gone",
+			w:    Watch{Name: "worker", Gone: true},
+			o:    Observation{Gone: true},
+			done: true,
+		},
+		{
+			name:   "a service that disappears under an update",
+			w:      update,
+			o:      Observation{Gone: true},
+			failed: "disappeared",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Evaluate(tt.w, tt.o)
+			if p.Done != tt.done {
+				t.Errorf("done = %v, want %v (%s; failed %q)", p.Done, tt.done, p.Line, p.Failed)
+			}
+			switch {
+			case tt.failed == "" && p.Failed != "":
+				t.Errorf("failed: %s; want no failure", p.Failed)
+			case tt.failed != "" && !strings.Contains(p.Failed, tt.failed):
+				t.Errorf("failed = %q, want it to say %q", p.Failed, tt.failed)
+			}
+			if tt.lineHas != "" && !strings.Contains(p.Line, tt.lineHas) {
+				t.Errorf("line %q, want %q", p.Line, tt.lineHas)
+			}
+		})
+	}
+}

@@ -1,0 +1,171 @@
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseEnvironments(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "stack.yml"), []byte("version: \"3.9\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const good = `
+environments:
+  staging:
+    endpoint: ssh://deploy@staging.example.com
+    stack: svc-staging
+    image: ghcr.io/acme/svc
+    files: [stack.yml]
+    app_env: staging
+  production:
+    stack: svc
+    image: ghcr.io/acme/svc
+    files: [stack.yml]
+    app_env: production
+    protected: true
+    promote_from: staging
+    deadline: 15m
+    history: 40
+    max_replicas: 8
+`
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings of the error; none means it loads
+	}{
+		{name: "good", yaml: good},
+		{name: "misspelt key", yaml: strings.Replace(good, "app_env: staging", "app_evn: staging", 1),
+			want: []string{"envs.yml", "line 8", "app_evn"}},
+		{name: "no environments", yaml: "environments: {}\n", want: []string{"no environments"}},
+		{name: "bad name", yaml: strings.Replace(good, "  staging:\n", "  Staging_1:\n", 1),
+			want: []string{"environments.Staging_1", "lower-case"}},
+		{name: "shared stack", yaml: strings.Replace(good, "stack: svc-staging", "stack: svc", 1),
+			want: []string{"environments.staging.stack", `"svc" is also environment production's stack`}},
+		{name: "image with a tag", yaml: strings.Replace(good, "image: ghcr.io/acme/svc\n    files: [stack.yml]\n    app_env: staging", "image: ghcr.io/acme/svc:latest\n    files: [stack.yml]\n    app_env: staging", 1),
+			want: []string{"environments.staging.image", "without tag"}},
+		{name: "missing stack file", yaml: strings.Replace(good, "files: [stack.yml]\n    app_env: staging", "files: [nope.yml]\n    app_env: staging", 1),
+			want: []string{"environments.staging.files[0]", "nope.yml"}},
+		{name: "unknown app_env", yaml: strings.Replace(good, "app_env: production", "app_env: prod", 1),
+			want: []string{"environments.production.app_env", `"prod"`}},
+		{name: "endpoint scheme", yaml: strings.Replace(good, "ssh://deploy@", "http://deploy@", 1),
+			want: []string{"environments.staging.endpoint", "unix://, tcp:// or ssh://"}},
+		{name: "short deadline", yaml: strings.Replace(good, "deadline: 15m", "deadline: 2s", 1),
+			want: []string{"environments.production.deadline", "too short"}},
+		{name: "protected without promote_from", yaml: strings.Replace(good, "    promote_from: staging\n", "", 1),
+			want: []string{"environments.production.promote_from"}},
+		{name: "promote_from itself", yaml: strings.Replace(good, "promote_from: staging", "promote_from: production", 1),
+			want: []string{"environments.production.promote_from", `"production" is not another environment`}},
+		{name: "variables the deploy sets", yaml: good + "    variables:\n      IMAGE_TAG: v1\n",
+			want: []string{"environments.production.variables.IMAGE_TAG", "set by the deploy"}},
+		{name: "a protected environment's registry", yaml: good + "    registry: {port: 5000}\n",
+			want: []string{"environments.production.protected", "deploy:init"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			envs, err := parseEnvironments(strings.NewReader(tt.yaml), "envs.yml", root)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("loaded %v, want an error", envs.Names())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+
+	envs, err := parseEnvironments(strings.NewReader(good), "envs.yml", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := envs["staging"]
+	if s.Deadline != DefaultDeadline || s.History != DefaultHistory || s.MaxReplicas != DefaultMaxReplicas {
+		t.Errorf("staging's defaults: deadline %s history %d max_replicas %d", s.Deadline, s.History, s.MaxReplicas)
+	}
+	if s.Files[0] != filepath.Join(root, "stack.yml") {
+		t.Errorf("files are not resolved against the root: %v", s.Files)
+	}
+	if p := envs["production"]; p.Deadline != 15*time.Minute || p.History != 40 || !p.Protected {
+		t.Errorf("production: %+v", p)
+	}
+	if _, err := envs.Get("prod"); err == nil || !strings.Contains(err.Error(), "known: production, staging") {
+		t.Errorf("Get(prod) = %v, want an error listing the known environments", err)
+	}
+}
+
+// The committed file loads: mage lint checks it the same way.
+func TestCommittedEnvironments(t *testing.T) {
+	envs, err := LoadEnvironments("../../"+EnvironmentsFile, "../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"local", "staging", "production"} {
+		if _, err := envs.Get(name); err != nil {
+			t.Error(err)
+		}
+	}
+	if !envs["production"].Protected {
+		t.Error("production is not protected")
+	}
+}
+
+func TestLintCommittedEnvironments(t *testing.T) {
+	if err := Lint(t.Context(), "../.."); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A protected environment whose files break the production rules fails
+// lint, naming the environment and the key.
+func TestLintRefusesAProtectedEnvironmentBreakingTheRules(t *testing.T) {
+	root := t.TempDir()
+	prod, err := os.ReadFile("../../docker-compose.prod.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "deploy"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "docker-compose.prod.yml"), prod, 0o644))
+	must(os.WriteFile(filepath.Join(root, "dnsrr.yml"), []byte("version: \"3.9\"\nservices:\n  postgres:\n    deploy:\n      endpoint_mode: dnsrr\n"), 0o644))
+	must(os.WriteFile(filepath.Join(root, EnvironmentsFile), []byte(`environments:
+  staging:
+    stack: s
+    image: ghcr.io/acme/svc
+    files: [docker-compose.prod.yml, dnsrr.yml]
+    app_env: staging
+  production:
+    stack: p
+    image: ghcr.io/acme/svc
+    files: [docker-compose.prod.yml, dnsrr.yml]
+    app_env: production
+    protected: true
+    promote_from: staging
+`), 0o644))
+	err = Lint(t.Context(), root)
+	if err == nil {
+		t.Fatal("lint passed a protected environment with endpoint_mode: dnsrr")
+	}
+	for _, want := range []string{"environment production", "services.postgres.deploy.endpoint_mode"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "environment staging") {
+		t.Errorf("an unprotected environment was held to the production rules: %v", err)
+	}
+}

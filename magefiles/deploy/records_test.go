@@ -1,0 +1,193 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+)
+
+func rec(seq int, result, version, sha string) Record {
+	return Record{Seq: seq, Result: result, Version: version, GitSHA: sha, Digest: "sha256:" + version,
+		Services: map[string]ServiceRecord{"app": {Image: "r/app:" + version}}}
+}
+
+func TestPickRollback(t *testing.T) {
+	// Newest first, as History.List returns them.
+	history := []Record{
+		rec(6, RolledBack, "v4", "dddddddd"),
+		rec(5, Succeeded, "v3", "cccccccc"),
+		rec(4, Succeeded, "v3", "cccccccc"), // a redeploy of the same release
+		rec(3, Failed, "v2x", "bbbbbbbb"),
+		rec(2, Succeeded, "v2", "bbbbbbbb"),
+		rec(1, Succeeded, "v1", "aaaaaaaa"),
+	}
+	tests := []struct {
+		name    string
+		records []Record
+		to      string
+		want    int    // seq
+		err     string // substring
+	}{
+		{name: "previous release, skipping failures and the same release", records: history, want: 2},
+		{name: "two rollbacks toggle", records: append([]Record{func() Record { r := rec(7, Succeeded, "v2", "bbbbbbbb"); r.Action = "rollback"; return r }()}, history...), want: 5},
+		{name: "by #N", records: history, to: "#1", want: 1},
+		{name: "#N that failed", records: history, to: "#3", err: "#3 failed: only a successful release"},
+		{name: "#N not kept", records: history, to: "#99", err: "#99 is not in the history (kept: #6 #5 #4 #3 #2 #1)"},
+		{name: "by version", records: history, to: "v1", want: 1},
+		{name: "by git sha prefix", records: history, to: "bbbbbbb", want: 2},
+		{name: "a sha prefix too short to trust", records: history, to: "bbb", err: "no successful deploy"},
+		{name: "unknown", records: history, to: "v9", err: `no successful deploy of "v9"`},
+		{name: "nothing recorded", err: "nothing to roll back to"},
+		{name: "only the current release", records: []Record{rec(2, Succeeded, "v1", "a"), rec(1, Succeeded, "v1", "a")}, err: "no earlier one"},
+		{name: "not a number", records: history, to: "#x", err: "want #N"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := PickRollback(tt.records, tt.to)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Seq != tt.want {
+				t.Errorf("picked #%d, want #%d", got.Seq, tt.want)
+			}
+		})
+	}
+}
+
+func TestLock(t *testing.T) {
+	api := newFakeSwarm()
+	l := Lock{API: api, Stack: "svc"}
+	ctx := t.Context()
+	release, err := l.Acquire(ctx, LockInfo{Holder: "ana@laptop", Since: time.Now().Add(-3 * time.Minute), Action: "deploy to staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Acquire(ctx, LockInfo{Holder: "ci", Since: time.Now(), Action: "deploy to staging"})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "held by ana@laptop") || !strings.Contains(err.Error(), "3m0s ago") {
+		t.Fatalf("second acquire: %v, want ErrLocked naming ana@laptop and the age", err)
+	}
+	if _, err := l.Break(ctx, 10*time.Minute, false); err == nil || !strings.Contains(err.Error(), "-force") {
+		t.Errorf("breaking a young lock without force: %v, want a refusal naming -force", err)
+	}
+	if held, _, _ := l.Read(ctx); held == nil {
+		t.Fatal("the refused break removed the lock")
+	}
+	if err := release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if held, _, _ := l.Read(ctx); held != nil {
+		t.Fatalf("after release the lock is held by %v", held)
+	}
+	if _, err := l.Acquire(ctx, LockInfo{Holder: "ci"}); err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+	if held, err := l.Break(ctx, time.Hour, true); err != nil || held.Holder != "ci" {
+		t.Fatalf("force break: %v %v", held, err)
+	}
+	// The other environment's lock is another object.
+	if _, err := (Lock{API: api, Stack: "svc-staging"}).Acquire(ctx, LockInfo{Holder: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Acquire(ctx, LockInfo{Holder: "y"}); err != nil {
+		t.Fatalf("stacks share a lock: %v", err)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	api := newFakeSwarm()
+	h := History{API: api, Stack: "svc", Keep: 3}
+	ctx := t.Context()
+	for i := range 5 {
+		seq, err := h.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != i+1 {
+			t.Fatalf("Next = %d, want %d", seq, i+1)
+		}
+		if err := h.Write(ctx, Record{Seq: seq, Result: Succeeded, Version: fmt.Sprintf("v%d", seq), Services: map[string]ServiceRecord{
+			"app": {Image: "r/app:v1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "svc_app"}}},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another stack's records are not this one's.
+	if err := (History{API: api, Stack: "other"}).Write(ctx, Record{Seq: 9}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := h.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int
+	for _, r := range rs {
+		seqs = append(seqs, r.Seq)
+	}
+	if fmt.Sprint(seqs) != "[5 4 3]" {
+		t.Errorf("kept records %v, want [5 4 3]: newest first, the oldest pruned", seqs)
+	}
+	if rs[0].Services["app"].Spec.Name != "svc_app" {
+		t.Errorf("the spec did not survive the round trip: %+v", rs[0].Services)
+	}
+	if next, _ := h.Next(ctx); next != 6 {
+		t.Errorf("Next after pruning = %d, want 6", next)
+	}
+	var b strings.Builder
+	if err := PrintHistory(&b, rs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "v5") || strings.Index(b.String(), "v5") > strings.Index(b.String(), "v3") {
+		t.Errorf("history table is not newest first:\n%s", b.String())
+	}
+}
+
+func TestMatchConstraints(t *testing.T) {
+	n := swarm.Node{ID: "n1", Spec: swarm.NodeSpec{Role: swarm.NodeRoleManager, Annotations: swarm.Annotations{Labels: map[string]string{"zone": "a"}}},
+		Description: swarm.NodeDescription{Hostname: "Host1", Platform: swarm.Platform{OS: "linux", Architecture: "x86_64"}}}
+	tests := []struct {
+		c    []string
+		want bool
+		err  bool
+	}{
+		{nil, true, false},
+		{[]string{"node.role == manager"}, true, false},
+		{[]string{"node.role==worker"}, false, false},
+		{[]string{"node.role != worker", "node.hostname == host1"}, true, false},
+		{[]string{"node.labels.zone == a"}, true, false},
+		{[]string{"node.labels.zone == A"}, false, false},
+		{[]string{"node.labels.missing != x"}, true, false},
+		{[]string{"node.labels.missing == x"}, false, false},
+		{[]string{"node.platform.os == linux"}, true, false},
+		{[]string{"node.colour == red"}, false, true},
+		{[]string{"node.role"}, false, true},
+	}
+	for _, tt := range tests {
+		got, err := MatchConstraints(tt.c, n)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("MatchConstraints(%q) = %v, %v; want %v, error %v", tt.c, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestEnvDiffNeverShowsValues(t *testing.T) {
+	got := envDiff([]string{"A=1", "B=secret-old", "C=3"}, []string{"A=1", "B=secret-new", "D=4"})
+	if got != "~B +D -C" {
+		t.Errorf("envDiff = %q", got)
+	}
+	if strings.Contains(got, "secret") {
+		t.Error("a value leaked into the plan")
+	}
+	if snake("UpdateConfig.FailureAction") != "update_config.failure_action" {
+		t.Error(snake("UpdateConfig.FailureAction"))
+	}
+}
