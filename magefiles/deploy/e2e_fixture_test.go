@@ -358,6 +358,10 @@ type envSpec struct {
 	MaxReplicas int
 	Variables   map[string]string
 	Production  bool // the production timings: machineOverride only
+	// Bare: the production file alone, as a protected environment has it
+	// (the machine override breaks the production rules); such an
+	// environment can be planned here, not deployed.
+	Bare bool
 }
 
 // machineOverride holds what only this machine needs: Postgres reached by
@@ -406,7 +410,11 @@ func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 		}
 		fmt.Fprintf(&b, "  %s:\n    stack: %s\n    image: %s\n    app_env: staging\n", e.Name, e.Stack, f.repo)
 		fmt.Fprintf(&b, "    deadline: %s\n    history: 10\n    max_replicas: %d\n", cmp.Or(e.Deadline, "3m"), cmp.Or(e.MaxReplicas, 4))
-		fmt.Fprintf(&b, "    files: [docker-compose.prod.yml, %s", override)
+		if e.Bare {
+			b.WriteString("    files: [docker-compose.prod.yml")
+		} else {
+			fmt.Fprintf(&b, "    files: [docker-compose.prod.yml, %s", override)
+		}
 		for _, x := range e.Files {
 			fmt.Fprintf(&b, ", %s", x)
 		}

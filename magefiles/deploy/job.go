@@ -50,6 +50,9 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 	cs.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
 	spec.TaskTemplate.ContainerSpec = &cs
 	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
+	// The service's reservations size it for traffic, not for a one-off
+	// task: the job keeps its placement, not its resources.
+	spec.TaskTemplate.Resources = nil
 	spec.TaskTemplate.ForceUpdate = 0
 	r, err := createService(ctx, api, spec, o.Auth)
 	if err != nil {
