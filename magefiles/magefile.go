@@ -16,7 +16,6 @@ import (
 	"github.com/fractionate/service-template/magefiles/devdb"
 	"github.com/fractionate/service-template/magefiles/lint"
 	"github.com/fractionate/service-template/magefiles/runner"
-	"github.com/fractionate/service-template/magefiles/stack"
 )
 
 // Default runs when mage is called with no target.
@@ -43,12 +42,12 @@ func Check(ctx context.Context) {
 	mg.SerialCtxDeps(ctx, Lint, Test.Unit)
 }
 
-// Lint checks formatting, go.mod tidiness, go vet, golangci-lint and the compose files' rules.
+// Lint checks formatting, go.mod tidiness, go vet, golangci-lint, and every file a deploy reads (compose files, Dockerfile, OpenAPI, config, workflows).
 func Lint(ctx context.Context) error {
 	if err := lint.Gofmt(ctx, "."); err != nil {
 		return err
 	}
-	if err := stack.Lint(ctx, "."); err != nil {
+	if err := lint.Files(ctx, "."); err != nil {
 		return err
 	}
 	return runner.RunAll(ctx, exec(), lint.Checks())
