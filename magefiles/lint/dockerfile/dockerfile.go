@@ -32,29 +32,9 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 
+	"github.com/fractionate/service-template/magefiles/lint/problem"
 	"github.com/fractionate/service-template/magefiles/stack"
 )
-
-// Problem is one broken rule.
-type Problem struct {
-	Line    int
-	Message string
-}
-
-// Problems are the rules a file breaks, in line order; as an error, one
-// "file:line: message" per line.
-type Problems struct {
-	File string
-	List []Problem
-}
-
-func (p *Problems) Error() string {
-	lines := make([]string, len(p.List))
-	for i, pr := range p.List {
-		lines[i] = fmt.Sprintf("%s:%d: %s", p.File, pr.Line, pr.Message)
-	}
-	return strings.Join(lines, "\n")
-}
 
 // CheckFile checks the Dockerfile at path; errors name it as label.
 func CheckFile(path, label string) error {
@@ -66,17 +46,15 @@ func CheckFile(path, label string) error {
 	return Check(label, f)
 }
 
-// Check reads a Dockerfile from src and returns *Problems naming file when
-// it breaks a rule, nil when it keeps them all.
+// Check reads a Dockerfile from src and returns a *problem.List naming
+// file when it breaks a rule, nil when it keeps them all.
 func Check(file string, src io.Reader) error {
-	ps := &Problems{File: file}
-	add := func(line int, format string, args ...any) {
-		ps.List = append(ps.List, Problem{line, fmt.Sprintf(format, args...)})
-	}
+	ps := &problem.List{File: file}
+	add := ps.Add
 	res, err := parser.Parse(src)
 	if err != nil {
 		add(errorLine(err), "%v", err)
-		return ps
+		return ps.Err()
 	}
 	for _, w := range res.Warnings {
 		add(rangeLine(rangesOf(w.Location)), "%s (BuildKit)", w.Short)
@@ -87,7 +65,7 @@ func Check(file string, src io.Reader) error {
 	stages, metaArgs, err := instructions.Parse(res.AST, lint)
 	if err != nil {
 		add(errorLine(err), "%v", err)
-		return ps.orNil()
+		return ps.Err()
 	}
 	lex := shell.NewLex(res.EscapeToken)
 	global := vars{}
@@ -96,15 +74,7 @@ func Check(file string, src io.Reader) error {
 		global.declare(lex, a.Args)
 	}
 	checkStages(add, lex, global, stages)
-	return ps.orNil()
-}
-
-func (p *Problems) orNil() error {
-	if len(p.List) == 0 {
-		return nil
-	}
-	slices.SortStableFunc(p.List, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
-	return p
+	return ps.Err()
 }
 
 type addFunc func(line int, format string, args ...any)

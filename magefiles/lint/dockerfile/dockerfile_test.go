@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fractionate/service-template/magefiles/lint/problem"
 )
 
 func TestCheck(t *testing.T) {
@@ -52,9 +54,9 @@ func TestCheck(t *testing.T) {
 				}
 				return
 			}
-			var ps *Problems
+			var ps *problem.List
 			if !errors.As(err, &ps) {
-				t.Fatalf("want *Problems, got %v", err)
+				t.Fatalf("want *problem.List, got %v", err)
 			}
 			got := strings.Split(ps.Error(), "\n")
 			if len(got) != len(tt.want) {

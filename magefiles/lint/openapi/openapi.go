@@ -4,44 +4,18 @@
 package openapi
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/fractionate/service-template/magefiles/lint/problem"
 )
-
-// Problem is one reason the document is invalid; Line is 0 when
-// kin-openapi gives no position.
-type Problem struct {
-	Line    int
-	Message string
-}
-
-// Problems are every reason a document is invalid, in line order; as an
-// error, one "file:line: message" per line.
-type Problems struct {
-	File string
-	List []Problem
-}
-
-func (p *Problems) Error() string {
-	lines := make([]string, len(p.List))
-	for i, pr := range p.List {
-		if pr.Line > 0 {
-			lines[i] = fmt.Sprintf("%s:%d: %s", p.File, pr.Line, pr.Message)
-		} else {
-			lines[i] = fmt.Sprintf("%s: %s", p.File, pr.Message)
-		}
-	}
-	return strings.Join(lines, "\n")
-}
 
 // CheckFile loads and validates the document at path (examples and
 // defaults included), reporting every problem at once. Errors name the
@@ -56,7 +30,9 @@ func CheckFile(ctx context.Context, path, label string) error {
 	loader.IncludeOrigin = true
 	doc, err := loader.LoadFromData(src)
 	if err != nil {
-		return &Problems{File: label, List: []Problem{{loadErrorLine(err, src), firstLine(err.Error())}}}
+		ps := &problem.List{File: label}
+		ps.Add(loadErrorLine(err, src), "%s", firstLine(err.Error()))
+		return ps.Err()
 	}
 	ctx = openapi3.WithValidationOptions(ctx, openapi3.EnableMultiError(), openapi3.EnableExamplesValidation())
 	err = doc.Validate(ctx)
@@ -67,12 +43,11 @@ func CheckFile(ctx context.Context, path, label string) error {
 	if !errors.As(err, &all) {
 		all = openapi3.MultiError{err}
 	}
-	ps := &Problems{File: label}
+	ps := &problem.List{File: label}
 	for _, e := range all {
-		ps.List = append(ps.List, Problem{validationErrorLine(e), firstLine(e.Error())})
+		ps.Add(validationErrorLine(e), "%s", firstLine(e.Error()))
 	}
-	slices.SortStableFunc(ps.List, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
-	return ps
+	return ps.Err()
 }
 
 // firstLine drops the schema and value dumps kin-openapi appends.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fractionate/service-template/magefiles/lint/problem"
 )
 
 func TestCheckFile(t *testing.T) {
@@ -30,9 +32,9 @@ func TestCheckFile(t *testing.T) {
 				}
 				return
 			}
-			var ps *Problems
+			var ps *problem.List
 			if !errors.As(err, &ps) {
-				t.Fatalf("want *Problems, got %v", err)
+				t.Fatalf("want *problem.List, got %v", err)
 			}
 			first, _, _ := strings.Cut(ps.Error(), "\n")
 			if !strings.HasPrefix(first, "api.yaml:"+tt.want) {
