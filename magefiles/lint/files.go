@@ -12,6 +12,7 @@ import (
 	"github.com/fractionate/service-template/magefiles/lint/appconfig"
 	"github.com/fractionate/service-template/magefiles/lint/dockerfile"
 	"github.com/fractionate/service-template/magefiles/lint/openapi"
+	"github.com/fractionate/service-template/magefiles/lint/workflow"
 	"github.com/fractionate/service-template/magefiles/runner"
 	"github.com/fractionate/service-template/magefiles/stack"
 )
@@ -67,7 +68,8 @@ func workflows(dir string) ([]string, error) {
 //   - the OpenAPI document, validated by kin-openapi (lint/openapi);
 //   - config/*.json, loaded by the service binary built from dir
 //     (lint/appconfig);
-//   - the workflows, by actionlint.
+//   - the workflows: every run step one mage call (lint/workflow), and
+//     actionlint.
 func Files(ctx context.Context, dir string) error {
 	var errs []error
 	if err := stack.Lint(ctx, dir); err != nil {
@@ -83,7 +85,7 @@ func Files(ctx context.Context, dir string) error {
 		errs = append(errs, err)
 	}
 	if err := checkWorkflows(ctx, dir); err != nil {
-		errs = append(errs, fmt.Errorf("workflows (actionlint): %w", err))
+		errs = append(errs, fmt.Errorf("workflows:\n%w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -93,7 +95,14 @@ func checkWorkflows(ctx context.Context, dir string) error {
 	if err != nil || len(files) == 0 {
 		return err
 	}
-	return quiet(ctx, Actionlint(files...).InDir(dir))
+	var errs []error
+	for _, f := range files {
+		errs = append(errs, workflow.CheckFile(filepath.Join(dir, filepath.FromSlash(f)), f))
+	}
+	if err := quiet(ctx, Actionlint(files...).InDir(dir)); err != nil {
+		errs = append(errs, fmt.Errorf("actionlint: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // configFiles builds the service from dir and asks it about each file.

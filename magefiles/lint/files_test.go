@@ -24,7 +24,8 @@ func TestFilesCatchBrokenFiles(t *testing.T) {
 		{
 			name: "workflow", fixture: "broken-workflow.yml", dest: ".github/workflows/broken.yml",
 			want: []string{
-				"workflows (actionlint)",
+				"workflows:",
+				`.github/workflows/broken.yml:18: jobs.deploy: run "go tool mage lint | tee lint.log" is more than one mage call`,
 				`.github/workflows/broken.yml:12:43: "github.event.head_commit.message" is potentially untrusted`,
 				`.github/workflows/broken.yml:13:3: job "deploy" needs job "biuld" which does not exist`,
 				`.github/workflows/broken.yml:17:53: property "build" is not defined`,
