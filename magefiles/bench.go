@@ -8,6 +8,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/fractionate/service-template/magefiles/devstack"
 	"github.com/fractionate/service-template/magefiles/dockerimage"
 )
 
@@ -26,6 +27,31 @@ func (Bench) Image(ctx context.Context, runs *int) error {
 	}
 	defer cli.Close()
 	res, err := dockerimage.Bench(ctx, cli, dockerimage.BenchOptions{Repo: ".", Runs: n, Out: os.Stderr})
+	if err != nil {
+		return err
+	}
+	return res.WriteTable(os.Stdout)
+}
+
+// Dev prints dev:up times (cold and warm build cache) and dev:watch's save-to-served time (median of -runs=N, default 5), in a copy of the checkout.
+func (Bench) Dev(ctx context.Context, runs *int) error {
+	n := 5
+	if runs != nil {
+		n = *runs
+	}
+	if err := devstack.CheckCompose(ctx); err != nil {
+		return err
+	}
+	cli, err := dockerEngine(ctx)
+	if err != nil {
+		return err
+	}
+	_, goarch, err := dockerimage.EngineTarget(ctx, cli)
+	_ = cli.Close()
+	if err != nil {
+		return err
+	}
+	res, err := devstack.Bench(ctx, devstack.BenchOptions{Repo: ".", Runs: n, GOARCH: goarch, Out: os.Stderr})
 	if err != nil {
 		return err
 	}
