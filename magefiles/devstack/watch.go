@@ -110,7 +110,15 @@ type Reload struct {
 }
 
 // Watch rebuilds and recreates the app (Reload) whenever a file the image is
-// built from changes, until ctx is done; then it returns nil. A failed
+// built from changes, until ctx is done; then it returns nil.
+//
+// Why a watcher of our own rather than Compose's develop.watch with
+// `action: rebuild`: both work with Compose 2.40 on a 20.10 engine, but
+// Compose can only rebuild the image, so the binary compiles inside the
+// golang image with an empty Go build cache every time (the Dockerfile
+// must also build with the classic builder, so no cache mounts): about a
+// minute from save to served on 2 cores, against about 4 s here, where
+// the host's build cache compiles only what changed. A failed
 // rebuild is reported and watching goes on: the next save tries again, and
 // the previous app keeps serving meanwhile.
 func (s Stack) Watch(ctx context.Context, o WatchOptions) error {
