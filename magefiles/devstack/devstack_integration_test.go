@@ -32,6 +32,7 @@ import (
 func TestIntegrationDevStack(t *testing.T) {
 	dockertest.Require(t)
 	if os.Getenv("TEST_COMPOSE") != "1" {
+		// plain skip: an explicit opt-in, like TEST_SWARM; a missing Compose goes through Missing below.
 		t.Skip("set TEST_COMPOSE=1 to run the local stack end to end with docker compose (a minute or two)")
 	}
 	ctx := t.Context()
