@@ -71,7 +71,7 @@ func Check(file string, src io.Reader) error {
 	global := vars{}
 	for _, a := range metaArgs {
 		checkArgs(add, &a)
-		global.declare(lex, a.Args)
+		global.declare(lex, a.Args, nil)
 	}
 	checkStages(add, lex, global, stages)
 	return ps.Err()
@@ -108,13 +108,14 @@ func checkStages(add addFunc, lex *shell.Lex, global vars, stages []instructions
 		if s.Name != "" {
 			byName[strings.ToLower(s.Name)] = i
 		}
-		local := global.clone()
+		// A stage sees a global ARG only when it declares it again.
+		local := vars{}
 		for _, c := range s.Commands {
 			at := line(c.Location())
 			switch c := c.(type) {
 			case *instructions.ArgCommand:
 				checkArgs(add, c)
-				local.declare(lex, c.Args)
+				local.declare(lex, c.Args, global)
 			case *instructions.EnvCommand:
 				for _, kv := range c.Env {
 					if stack.SecretLooking(kv.Key, &kv.Value) {
@@ -258,19 +259,15 @@ func (v vars) Keys() []string {
 	return keys
 }
 
-func (v vars) clone() vars {
-	c := make(vars, len(v))
-	for k, s := range v {
-		c[k] = s
-	}
-	return c
-}
-
 // declare records ARGs in order: a default may use the ARGs before it; an
-// ARG in a stage without a default takes the global one of the same name.
-func (v vars) declare(lex *shell.Lex, args []instructions.KeyValuePairOptional) {
+// ARG without a default takes the value of the same name in inherit (the
+// global ARGs, for a stage), if any.
+func (v vars) declare(lex *shell.Lex, args []instructions.KeyValuePairOptional, inherit vars) {
 	for _, kv := range args {
 		if kv.Value == nil {
+			if s, ok := inherit[kv.Key]; ok {
+				v[kv.Key] = s
+			}
 			continue
 		}
 		if s, _, err := lex.ProcessWord(*kv.Value, v); err == nil {

@@ -18,6 +18,8 @@ func TestCheck(t *testing.T) {
 		{"no-user", []string{"4: final stage (unnamed) sets no USER"}},
 		{"root-user", []string{"3: final stage (unnamed): USER 0:0: uid 0 is root"}},
 		{"named-user", []string{"3: final stage (unnamed): USER nobody: want a numeric uid[:gid]"}},
+		// A global ARG is seen in a stage only when the stage declares it.
+		{"user-from-arg", []string{"9: final stage not-redeclared: USER ${UID}: want a numeric uid[:gid]"}},
 		{"shell-form", []string{
 			"4: HEALTHCHECK in shell form",
 			"5: ENTRYPOINT in shell form",
