@@ -9,6 +9,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/fractionate/service-template/magefiles/devstack"
 	"github.com/fractionate/service-template/magefiles/dockerimage"
 	"github.com/fractionate/service-template/magefiles/runner"
 )
@@ -40,4 +41,29 @@ func (Bench) Deploy(ctx context.Context) error {
 		return fmt.Errorf("bench:deploy makes this engine a single-node Swarm for about ten minutes (and leaves it afterwards): set TEST_SWARM=1 to allow it")
 	}
 	return exec().Run(ctx, runner.Command("go", "test", "-count=1", "-run", "^$", "-bench", "^BenchmarkE2EDeploy$", "-benchtime", "1x", "-timeout", "40m", "./magefiles/deploy"))
+}
+
+// Dev prints dev:up times (cold and warm build cache) and dev:watch's save-to-served time (median of -runs=N, default 5), in a copy of the checkout.
+func (Bench) Dev(ctx context.Context, runs *int) error {
+	n := 5
+	if runs != nil {
+		n = *runs
+	}
+	if err := devstack.CheckCompose(ctx); err != nil {
+		return err
+	}
+	cli, err := dockerEngine(ctx)
+	if err != nil {
+		return err
+	}
+	_, goarch, err := dockerimage.EngineTarget(ctx, cli)
+	_ = cli.Close()
+	if err != nil {
+		return err
+	}
+	res, err := devstack.Bench(ctx, devstack.BenchOptions{Repo: ".", Runs: n, GOARCH: goarch, Out: os.Stderr})
+	if err != nil {
+		return err
+	}
+	return res.WriteTable(os.Stdout)
 }

@@ -53,8 +53,8 @@ func (Image) Tags(ctx context.Context) error {
 	return nil
 }
 
-// Push builds the image (cached when nothing changed) and pushes every tag; prints ref@digest.
-func (Image) Push(ctx context.Context) error {
+// Push builds the image (cached when nothing changed) and pushes every tag; prints ref@digest. -output=FILE appends image=<repository>@<digest> to FILE (CI: $GITHUB_OUTPUT).
+func (Image) Push(ctx context.Context, output *string) error {
 	plan, err := imagePlan(ctx, "")
 	if err != nil {
 		return err
@@ -77,7 +77,14 @@ func (Image) Push(ctx context.Context) error {
 	for _, p := range pushed {
 		fmt.Println(p)
 	}
-	return err
+	if err != nil || output == nil {
+		return err
+	}
+	image, err := dockerimage.Pinned(pushed)
+	if err != nil {
+		return err
+	}
+	return dockerimage.AppendOutput(*output, "image", image)
 }
 
 // imagePlan is the build of the current git state; progress goes to stderr,

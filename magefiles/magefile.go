@@ -17,7 +17,6 @@ import (
 	"github.com/fractionate/service-template/magefiles/devdb"
 	"github.com/fractionate/service-template/magefiles/lint"
 	"github.com/fractionate/service-template/magefiles/runner"
-	"github.com/fractionate/service-template/magefiles/stack"
 )
 
 // Default runs when mage is called with no target.
@@ -44,12 +43,12 @@ func Check(ctx context.Context) {
 	mg.SerialCtxDeps(ctx, Lint, Test.Unit)
 }
 
-// Lint checks formatting, go.mod tidiness, go vet, golangci-lint, the compose files' rules and the deploy environments.
+// Lint checks formatting, go.mod tidiness, go vet, golangci-lint, and every file a deploy reads (compose files, Dockerfile, OpenAPI, config, workflows, deploy environments).
 func Lint(ctx context.Context) error {
 	if err := lint.Gofmt(ctx, "."); err != nil {
 		return err
 	}
-	if err := stack.Lint(ctx, "."); err != nil {
+	if err := lint.Files(ctx, "."); err != nil {
 		return err
 	}
 	if err := deploy.Lint(ctx, "."); err != nil {

@@ -78,6 +78,7 @@ type Runner interface {
 // back and shown only when it fails, which keeps CI logs short.
 type Exec struct {
 	Stdout, Stderr io.Writer // default os.Stdout, os.Stderr
+	Stdin          io.Reader // default none; os.Stdin for an interactive command
 	Quiet          bool
 	Echo           io.Writer // when set, each command is printed here first
 }
@@ -90,6 +91,7 @@ func (e Exec) Run(ctx context.Context, c Cmd) error {
 	}
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
 	cmd.Dir = c.Dir
+	cmd.Stdin = e.Stdin
 	if len(c.Env) > 0 {
 		cmd.Env = append(os.Environ(), c.Env...)
 	}

@@ -55,6 +55,17 @@ func TestExecQuietShowsOutputOnlyOnFailure(t *testing.T) {
 	}
 }
 
+func TestExecPassesStdin(t *testing.T) {
+	var out bytes.Buffer
+	e := Exec{Stdout: &out, Stdin: strings.NewReader("typed\n")}
+	if err := e.Run(t.Context(), Command("sh", "-c", "read line; echo got $line")); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "got typed\n" {
+		t.Fatalf("output = %q", out.String())
+	}
+}
+
 func TestExecPassesEnvAndDir(t *testing.T) {
 	dir := t.TempDir()
 	got, err := Output(t.Context(), Command("sh", "-c", `printf '%s %s' "$GREETING" "$PWD"`).WithEnv("GREETING=hi").InDir(dir))

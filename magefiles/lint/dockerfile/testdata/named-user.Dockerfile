@@ -1,0 +1,5 @@
+FROM scratch
+COPY app /app
+USER nobody
+HEALTHCHECK CMD ["/app", "healthcheck"]
+ENTRYPOINT ["/app"]
