@@ -442,7 +442,7 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 	if restoreErr != nil {
 		rec.Result = Failed
 		d.printState(d.bg(), applied)
-		return d.record(history, rec, &ExitError{Code: ExitBroken, Err: fmt.Errorf("%s failed (%v) and the restore did not converge: %w", action, reason, restoreErr)})
+		return d.record(history, rec, &ExitError{Code: ExitBroken, Err: fmt.Errorf("%s failed (%w) and the restore did not converge: %w", action, reason, restoreErr)})
 	}
 	rec.Result = RolledBack
 	fmt.Fprintln(d.Out, "Restored: every touched service runs its previous spec again.")

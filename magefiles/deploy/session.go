@@ -62,7 +62,7 @@ func Open(ctx context.Context, s Setup, name string) (*Deployer, *Connection, er
 	}
 	facts, err := gitinfo.Read(ctx, s.Root, s.Getenv)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, nil, Refused(err)
 	}
 	reg := &Registry{Getenv: s.Getenv, Keychain: authn.DefaultKeychain}
@@ -90,7 +90,7 @@ func Open(ctx context.Context, s Setup, name string) (*Deployer, *Connection, er
 			if err != nil {
 				return nil, nil, err
 			}
-			return c.Client, func() { c.Close() }, nil
+			return c.Client, func() { _ = c.Close() }, nil
 		},
 	}
 	return d, conn, nil
