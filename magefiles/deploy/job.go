@@ -58,7 +58,10 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", o.Name, err)
 	}
-	defer func() { _ = removeService(cleanup, api, r.ID) }()
+	defer func() {
+		_ = removeService(cleanup, api, r.ID)
+		removeJobContainers(cleanup, api, r.ID)
+	}()
 
 	start := time.Now()
 	deadline := time.NewTimer(o.Deadline)
@@ -120,4 +123,18 @@ func removeService(ctx context.Context, api client.APIClient, id string) error {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	return nil
+}
+
+// removeJobContainers removes the exited containers of a removed job's
+// tasks: Swarm (20.10 at least) leaves them behind, one per run. Only the
+// node behind the endpoint can be reached; on a multi-node Swarm a job that
+// ran elsewhere leaves its container there.
+func removeJobContainers(ctx context.Context, api client.APIClient, serviceID string) {
+	cs, err := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", "com.docker.swarm.service.id="+serviceID)})
+	if err != nil {
+		return
+	}
+	for _, c := range cs.Items {
+		_, _ = api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	}
 }
