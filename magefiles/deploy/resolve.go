@@ -94,13 +94,19 @@ func parse(ref string) (name.Reference, error) {
 	return name.ParseReference(s, name.StrictValidation)
 }
 
-// Digest implements Resolver.
-func (r *Registry) Digest(ctx context.Context, ref string) (string, error) {
+// lookup parses ref and prepares the request options for its registry.
+func (r *Registry) lookup(ctx context.Context, ref string) (name.Reference, []remote.Option, error) {
 	nr, err := parse(ref)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	opts, err := r.options(ctx, nr)
+	return nr, opts, err
+}
+
+// Digest implements Resolver.
+func (r *Registry) Digest(ctx context.Context, ref string) (string, error) {
+	nr, opts, err := r.lookup(ctx, ref)
 	if err != nil {
 		return "", err
 	}
@@ -113,11 +119,7 @@ func (r *Registry) Digest(ctx context.Context, ref string) (string, error) {
 
 // Version implements Resolver.
 func (r *Registry) Version(ctx context.Context, ref string) (string, error) {
-	nr, err := parse(ref)
-	if err != nil {
-		return "", err
-	}
-	opts, err := r.options(ctx, nr)
+	nr, opts, err := r.lookup(ctx, ref)
 	if err != nil {
 		return "", err
 	}
