@@ -30,6 +30,7 @@ func BenchmarkE2EDeploy(b *testing.B) {
 	type row struct {
 		name                 string
 		wall, swarm, afterUp time.Duration
+		end                  time.Time
 		state                string
 		code                 int
 		sent, failed         int64
@@ -42,7 +43,7 @@ func BenchmarkE2EDeploy(b *testing.B) {
 		code := run()
 		end := time.Now()
 		st := f.updateStatus(b, service)
-		r := row{name: name, wall: end.Sub(start), code: code}
+		r := row{name: name, wall: end.Sub(start), code: code, end: end}
 		if st != nil && st.StartedAt != nil && (before == nil || before.StartedAt == nil || !st.StartedAt.Equal(*before.StartedAt)) {
 			r.state = string(st.State)
 			if st.CompletedAt != nil {
@@ -104,7 +105,13 @@ func BenchmarkE2EDeploy(b *testing.B) {
 		time.Sleep(3 * time.Second)
 		r := measure(c.name, cli+"_app", func() int { return stackDeploy(c.image) })
 		if r.state == string(swarm.UpdateStateUpdating) || r.state == string(swarm.UpdateStateRollbackStarted) {
-			waitConverged(b, f, cli+"_app") // returned before Swarm finished: let it finish before the next row
+			// Returned before Swarm finished: let it finish, then say how
+			// early the return was.
+			waitConverged(b, f, cli+"_app")
+			if st := f.updateStatus(b, cli+"_app"); st != nil && st.StartedAt != nil && st.CompletedAt != nil {
+				r.swarm, r.afterUp = st.CompletedAt.Sub(*st.StartedAt), r.end.Sub(*st.CompletedAt)
+				r.state += ", then " + string(st.State)
+			}
 		}
 		time.Sleep(2 * time.Second)
 		s := load.Stop(b)
