@@ -105,10 +105,24 @@ func (Deploy) Lock(ctx context.Context, env string) error {
 	})
 }
 
-// Unlock breaks <env>'s deploy lock; one younger than twice the deadline only with -force.
-func (Deploy) Unlock(ctx context.Context, env string, force *bool) error {
+// Unlock breaks <env>'s deploy lock; one younger than twice the deadline only with -force (-dryrun shows the holder only).
+func (Deploy) Unlock(ctx context.Context, env string, force, dryRun *bool) error {
 	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		held, err := deploy.Lock{API: d.API, Stack: d.Env.Stack}.Break(ctx, 2*d.Env.Deadline, flag(force))
+		lock := deploy.Lock{API: d.API, Stack: d.Env.Stack}
+		if flag(dryRun) {
+			held, _, err := lock.Read(ctx)
+			if err != nil {
+				return err
+			}
+			if held == nil {
+				fmt.Println("the lock is free: nothing to break")
+			} else {
+				fmt.Println("would break the lock", held)
+			}
+			fmt.Println("Dry run: nothing was changed.")
+			return nil
+		}
+		held, err := lock.Break(ctx, 2*d.Env.Deadline, flag(force))
 		if err != nil {
 			return deploy.Refused(err)
 		}
@@ -121,8 +135,8 @@ func (Deploy) Unlock(ctx context.Context, env string, force *bool) error {
 	})
 }
 
-// Init prepares a local <env> on this machine: makes the engine a single-node Swarm, starts its registry (REGISTRY_IMAGE) and creates missing secrets.
-func (Deploy) Init(ctx context.Context, env string) error {
+// Init prepares a local <env> on this machine: makes the engine a single-node Swarm, starts its registry (REGISTRY_IMAGE) and creates missing secrets (-dryrun).
+func (Deploy) Init(ctx context.Context, env string, dryRun *bool) error {
 	s := deploy.ProcessSetup()
 	envs, err := s.Environments()
 	if err != nil {
@@ -137,7 +151,7 @@ func (Deploy) Init(ctx context.Context, env string) error {
 		return deploy.Refused(err)
 	}
 	defer conn.Close()
-	return deploy.Init(ctx, conn.Client, e, deploy.InitOptions{RegistryImage: os.Getenv("REGISTRY_IMAGE"), Out: os.Stdout})
+	return deploy.Init(ctx, conn.Client, e, deploy.InitOptions{RegistryImage: os.Getenv("REGISTRY_IMAGE"), Out: os.Stdout, DryRun: flag(dryRun)})
 }
 
 func deployTo(ctx context.Context, env string, image, version *string, dryRun *bool, override *string) error {

@@ -31,6 +31,7 @@ const DefaultRegistryImage = "registry:2"
 type InitOptions struct {
 	RegistryImage string // DefaultRegistryImage when empty
 	Out           io.Writer
+	DryRun        bool // say what would be done, do nothing
 }
 
 // Init prepares a local environment on this machine's engine: it makes
@@ -49,6 +50,17 @@ func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOpt
 	}
 	switch info.Info.Swarm.LocalNodeState {
 	case swarm.LocalNodeStateInactive:
+		if o.DryRun {
+			fmt.Fprintln(out, "Swarm: would make this engine a single-node Swarm (advertised on 127.0.0.1)")
+			if env.Registry != nil && !registryAnswers(ctx, env.Registry.Port) {
+				fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", cmpOr(o.RegistryImage, DefaultRegistryImage), RegistryContainer(env), env.Registry.Port)
+			}
+			for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
+				fmt.Fprintf(out, "Secret %s_%s: would be created\n", env.Stack, name)
+			}
+			fmt.Fprintln(out, "Dry run: nothing was changed.")
+			return nil
+		}
 		fmt.Fprintln(out, "Swarm: making this engine a single-node Swarm (advertised on 127.0.0.1; undo with docker swarm leave --force)")
 		if _, err := api.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
 			return fmt.Errorf("swarm init: %w", err)
@@ -62,11 +74,17 @@ func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOpt
 		return fmt.Errorf("this engine's Swarm state is %s; wait for it to settle or leave it", info.Info.Swarm.LocalNodeState)
 	}
 	if env.Registry != nil {
-		if err := ensureRegistry(ctx, api, env, cmpOr(o.RegistryImage, DefaultRegistryImage), out); err != nil {
+		if err := ensureRegistry(ctx, api, env, cmpOr(o.RegistryImage, DefaultRegistryImage), out, o.DryRun); err != nil {
 			return err
 		}
 	}
-	return ensureSecrets(ctx, api, env, out)
+	if err := ensureSecrets(ctx, api, env, out, o.DryRun); err != nil {
+		return err
+	}
+	if o.DryRun {
+		fmt.Fprintln(out, "Dry run: nothing was changed.")
+	}
+	return nil
 }
 
 // RegistryContainer names the container of an environment's registry.
@@ -87,10 +105,14 @@ func registryAnswers(ctx context.Context, port int) bool {
 	return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
 }
 
-func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment, image string, out io.Writer) error {
+func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment, image string, out io.Writer, dryRun bool) error {
 	port := env.Registry.Port
 	if registryAnswers(ctx, port) {
 		fmt.Fprintf(out, "Registry: one answers on 127.0.0.1:%d\n", port)
+		return nil
+	}
+	if dryRun {
+		fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", image, RegistryContainer(env), port)
 		return nil
 	}
 	name := RegistryContainer(env)
@@ -149,7 +171,7 @@ var secretRef = regexp.MustCompile(`\{\{([a-z0-9_]+)\}\}`)
 
 // ensureSecrets creates the init_secrets that do not exist yet. Values are
 // generated here and go nowhere else: not to the output, not to a file.
-func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, out io.Writer) error {
+func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, out io.Writer, dryRun bool) error {
 	if len(env.InitSecrets) == 0 {
 		return nil
 	}
@@ -198,6 +220,10 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 		full := env.Stack + "_" + name
 		if existing[full] {
 			fmt.Fprintf(out, "Secret %s: exists\n", full)
+			continue
+		}
+		if dryRun {
+			fmt.Fprintf(out, "Secret %s: would be created\n", full)
 			continue
 		}
 		v, err := resolve(name, nil)
