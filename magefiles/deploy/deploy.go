@@ -132,7 +132,7 @@ func (d *Deployer) Deploy(ctx context.Context, o DeployOptions) error {
 		}
 		d.checkRules(ctx, st, cs)
 		d.checkImages(ctx, st, release, cs)
-		if !checkSecrets(st.SecretNames(), live, d.Env.Name, cs) || cs.Failed() {
+		if !st.bindSecrets(VersionsOf(d.Env.Stack, slices.Collect(maps.Values(live.Secrets))), live, cs) || cs.Failed() {
 			return nil, release, 0, nil
 		}
 		desired, err := st.Convert(ctx, d.API)

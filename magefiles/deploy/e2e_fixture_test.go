@@ -35,6 +35,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/internal/dockertest"
+	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/deploy"
 	"github.com/fractionate/service-template/magefiles/dockerimage"
 	"github.com/fractionate/service-template/magefiles/runner"
@@ -459,18 +460,23 @@ func (f *fixture) keep(s string) {
 	f.outputs.WriteString(s)
 }
 
-// createSecrets makes the stack's two secrets with password in them.
+// createSecrets makes version 1 of the stack's two secrets, as secrets:set
+// does, with password in them.
 func (f *fixture) createSecrets(t testing.TB, stack, password string) {
 	t.Helper()
 	for name, value := range map[string]string{
 		"postgres_password": password,
-		"database_url":      "postgres://app:" + password + "@postgres:5432/app?sslmode=disable",
+		"database_url":      databaseURL(password),
 	} {
-		spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: stack + "_" + name}, Data: []byte(value)}
-		if _, err := f.cli.SecretCreate(t.Context(), client.SecretCreateOptions{Spec: spec}); err != nil {
-			t.Fatalf("create secret %s_%s: %v", stack, name, err)
+		if _, err := deploy.SetSecret(t.Context(), f.cli, stack, name, secret.New(value)); err != nil {
+			t.Fatalf("create secret %s of %s: %v", name, stack, err)
 		}
 	}
+}
+
+// databaseURL is the stack's database_url for a password.
+func databaseURL(password string) string {
+	return "postgres://app:" + password + "@postgres:5432/app?sslmode=disable"
 }
 
 // removeStack removes a stack's services and waits for their containers,

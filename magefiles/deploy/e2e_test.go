@@ -452,7 +452,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 		}, []string{"never ran successfully on e2e", "HEAD is v1.0.0 but the image is tagged \"v2.0.0\""}},
 		{"missing image", env, []string{"deploy:to", "e2e", "-version=v9.9.9"}, nil, []string{"not in the registry"}},
 		{"missing secrets", noSecrets, []string{"deploy:to", "bare", "-image=" + f.repo + ":v1.0.0"}, nil,
-			[]string{"missing e2e8n", "_database_url", "docker secret create"}},
+			[]string{"no version of database_url, postgres_password", "secrets:set bare NAME"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.setup != nil {

@@ -15,12 +15,13 @@ import (
 	"strings"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/internal/secret"
 )
 
 // DefaultRegistryImage is the registry deploy:init starts; REGISTRY_IMAGE
@@ -147,19 +148,16 @@ func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment,
 
 var secretRef = regexp.MustCompile(`\{\{([a-z0-9_]+)\}\}`)
 
-// ensureSecrets creates the init_secrets that do not exist yet. Values are
-// generated here and go nowhere else: not to the output, not to a file.
+// ensureSecrets creates version 1 of each init_secret that has no version
+// yet. Values are generated here and go nowhere else: not to the output,
+// not to a file.
 func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, out io.Writer) error {
 	if len(env.InitSecrets) == 0 {
 		return nil
 	}
-	existing := map[string]bool{}
-	ss, err := api.SecretList(ctx, client.SecretListOptions{})
+	versions, err := listVersions(ctx, api, env.Stack)
 	if err != nil {
-		return fmt.Errorf("list secrets: %w", err)
-	}
-	for _, s := range ss.Items {
-		existing[s.Spec.Name] = true
+		return err
 	}
 	values := map[string]string{}
 	var resolve func(name string, seen []string) (string, error)
@@ -180,8 +178,8 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 			if ref == "random" {
 				return rand.Text() + rand.Text() // 52 characters, 260 random bits
 			}
-			if existing[env.Stack+"_"+ref] {
-				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s_%s, which exists and cannot be read back: remove it too, or create %s_%s yourself", name, env.Stack, ref, env.Stack, name))
+			if cur, ok := versions.Newest(ref); ok {
+				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s, whose version %s exists and cannot be read back: give %s yourself with go tool mage secrets:set %s %s", name, ref, cur.Name, name, env.Name, name))
 				return ""
 			}
 			rv, err := resolve(ref, append(seen, name))
@@ -195,20 +193,19 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 		return v, nil
 	}
 	for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
-		full := env.Stack + "_" + name
-		if existing[full] {
-			fmt.Fprintf(out, "Secret %s: exists\n", full)
+		if cur, ok := versions.Newest(name); ok {
+			fmt.Fprintf(out, "Secret %s: exists (%s)\n", name, cur.Name)
 			continue
 		}
 		v, err := resolve(name, nil)
 		if err != nil {
 			return err
 		}
-		spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: full, Labels: map[string]string{labelStack: env.Stack}}, Data: []byte(v)}
-		if _, err := api.SecretCreate(ctx, client.SecretCreateOptions{Spec: spec}); err != nil && !cerrdefs.IsConflict(err) {
-			return fmt.Errorf("create secret %s: %w", full, err)
+		made, err := SetSecret(ctx, api, env.Stack, name, secret.New(v))
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(out, "Secret %s: created (a generated value; it is not shown)\n", full)
+		fmt.Fprintf(out, "Secret %s: created %s (a generated value; it is not shown)\n", name, made.Name)
 	}
 	return nil
 }
