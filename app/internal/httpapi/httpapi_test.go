@@ -185,7 +185,7 @@ type schema struct {
 	err               error
 }
 
-func (s schema) Expected() int64                         { return s.expected }
+func (s schema) Expected() int64                        { return s.expected }
 func (s schema) Current(context.Context) (int64, error) { return s.current, s.err }
 
 func runExchanges(t *testing.T, h http.Handler) {
