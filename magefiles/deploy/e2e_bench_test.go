@@ -152,7 +152,9 @@ func (f *fixture) migrate(t testing.TB, stack, password string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.cli.ContainerRemove(context.Background(), r.ID, client.ContainerRemoveOptions{Force: true})
+	defer func() {
+		_, _ = f.cli.ContainerRemove(context.Background(), r.ID, client.ContainerRemoveOptions{Force: true})
+	}()
 	for range 30 { // Postgres may still be starting
 		if _, err := f.cli.ContainerStart(ctx, r.ID, client.ContainerStartOptions{}); err != nil {
 			t.Fatal(err)

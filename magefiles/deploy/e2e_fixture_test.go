@@ -96,7 +96,7 @@ func setup(t testing.TB) *fixture {
 		// which nobody wants as a side effect of go test.
 		t.Skip("set TEST_SWARM=1 to let the end-to-end tests make this engine a single-node Swarm (they leave it afterwards)")
 	}
-	fxOnce.Do(func() { fx, fxErr, fxSkip = newFixture() })
+	fxOnce.Do(func() { fx, fxSkip, fxErr = newFixture() })
 	if fxSkip != "" {
 		dockertest.Missing(t, fxSkip)
 	}
@@ -106,31 +106,31 @@ func setup(t testing.TB) *fixture {
 	return fx
 }
 
-func newFixture() (f *fixture, err error, skip string) {
+func newFixture() (f *fixture, skip string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cli, err := dockerimage.NewClient()
 	if err != nil {
-		return nil, nil, "end-to-end tests need a Docker engine: " + err.Error()
+		return nil, "end-to-end tests need a Docker engine: " + err.Error(), nil
 	}
 	info, err := cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return nil, nil, "end-to-end tests need a Docker engine: " + err.Error()
+		return nil, "end-to-end tests need a Docker engine: " + err.Error(), nil
 	}
 	if st := info.Info.Swarm.LocalNodeState; st != swarm.LocalNodeStateInactive {
-		return nil, nil, fmt.Sprintf("the engine is in a Swarm already (%s): the end-to-end tests only use a Swarm of their own", st)
+		return nil, fmt.Sprintf("the engine is in a Swarm already (%s): the end-to-end tests only use a Swarm of their own", st), nil
 	}
 	regImage := cmp.Or(os.Getenv("REGISTRY_IMAGE"), deploy.DefaultRegistryImage)
 	pgImage := cmp.Or(os.Getenv("POSTGRES_IMAGE"), "postgres:16-alpine")
 	for _, img := range []string{regImage, pgImage} {
 		if _, err := cli.ImageInspect(ctx, img); err != nil {
-			return nil, nil, fmt.Sprintf("end-to-end tests need the image %s locally (REGISTRY_IMAGE, POSTGRES_IMAGE name others): %v", img, err)
+			return nil, fmt.Sprintf("end-to-end tests need the image %s locally (REGISTRY_IMAGE, POSTGRES_IMAGE name others): %v", img, err), nil
 		}
 	}
 	f = &fixture{cli: cli, images: map[string]string{}, digests: map[string]string{}}
 	f.tmp, err = os.MkdirTemp("", "deploy-e2e-")
 	if err != nil {
-		return nil, err, ""
+		return nil, "", err
 	}
 	f.gwBridge = networkExists(ctx, cli, "docker_gwbridge")
 	cleanup = append(cleanup, f.teardown)
@@ -140,7 +140,7 @@ func newFixture() (f *fixture, err error, skip string) {
 	f.clone = filepath.Join(f.tmp, "repo")
 	repoRoot, _ := filepath.Abs("../..")
 	if err := dockerimage.CopyRepo(ctx, repoRoot, f.clone); err != nil {
-		return nil, err, ""
+		return nil, "", err
 	}
 	for _, args := range [][]string{
 		{"init", "-q", "-b", "main"},
@@ -148,12 +148,12 @@ func newFixture() (f *fixture, err error, skip string) {
 		{"-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-q", "-m", "e2e"},
 	} {
 		if _, err := runner.Output(ctx, runner.Command("git", args...).InDir(f.clone)); err != nil {
-			return nil, err, ""
+			return nil, "", err
 		}
 	}
 	f.bin = filepath.Join(f.tmp, "mage-targets")
 	if _, err := runner.Output(ctx, runner.Command("go", "tool", "mage", "-compile", f.bin).InDir(f.clone)); err != nil {
-		return nil, fmt.Errorf("compile the mage targets: %w", err), ""
+		return nil, "", fmt.Errorf("compile the mage targets: %w", err)
 	}
 
 	// deploy:init makes the Swarm and starts the registry, as on a laptop.
@@ -162,27 +162,27 @@ func newFixture() (f *fixture, err error, skip string) {
 	f.repo = f.registry + "/e2e-app"
 	f.initEnv = f.writeEnv("init", envSpec{Name: "e2einit", Stack: "e2einit", Registry: true})
 	if out, code := f.runTarget(ctx, f.initEnv, nil, "deploy:init", "e2einit"); code != 0 {
-		return nil, fmt.Errorf("deploy:init exited %d:\n%s", code, out), ""
+		return nil, "", fmt.Errorf("deploy:init exited %d:\n%s", code, out)
 	}
 
 	// The releases: v1 and v2 differ in their stamped version (so in their
 	// binary and digest); bad is v1 whose health check never passes.
 	for _, v := range []string{"v1.0.0", "v2.0.0"} {
 		if err := f.buildApp(ctx, v); err != nil {
-			return nil, err, ""
+			return nil, "", err
 		}
 	}
 	if err := f.derive(ctx, "bad", "v1.0.0", `HEALTHCHECK --interval=2s --timeout=2s --start-period=1s --retries=2 CMD ["/app", "no-such-command"]`); err != nil {
-		return nil, err, ""
+		return nil, "", err
 	}
 	f.postgres = f.registry + "/postgres:e2e"
 	if _, err := f.push(ctx, pgImage, f.postgres); err != nil {
-		return nil, err, ""
+		return nil, "", err
 	}
 	if f.load, err = f.buildLoadClient(ctx); err != nil {
-		return nil, err, ""
+		return nil, "", err
 	}
-	return f, nil, ""
+	return f, "", nil
 }
 
 func (f *fixture) teardown() {

@@ -55,7 +55,7 @@ func (l Lock) Acquire(ctx context.Context, info LockInfo) (release func(context.
 	if cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err) {
 		held, _, rerr := l.Read(ctx)
 		if rerr != nil || held == nil {
-			return nil, fmt.Errorf("%w (its holder could not be read: %v)", ErrLocked, rerr)
+			return nil, fmt.Errorf("%w (its holder could not be read: %w)", ErrLocked, rerr)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrLocked, held)
 	}

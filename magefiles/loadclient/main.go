@@ -140,7 +140,11 @@ loop:
 // The requests are not tied to the run's context: a request in flight
 // when the run ends finishes and counts.
 func get(hc *http.Client, url string) error {
-	resp, err := hc.Get(url)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -165,16 +169,16 @@ func slowUpload(hc *http.Client, base string, d time.Duration) error {
 			}
 		}
 		_, _ = io.WriteString(pw, `"}`)
-		pw.Close()
+		_ = pw.Close()
 	}()
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/notes", pr)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/notes", pr)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		pr.CloseWithError(err)
+		_ = pr.CloseWithError(err)
 		return err
 	}
 	defer resp.Body.Close()
