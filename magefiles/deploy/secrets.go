@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -373,15 +372,11 @@ func (d *Deployer) PruneSecrets(ctx context.Context, keep int, dryRun bool) erro
 		return Refused(fmt.Errorf("-keep=%d: keep at least the newest version, which the next deploy uses", keep))
 	}
 	if !dryRun {
-		release, err := Lock{API: d.API, Stack: d.Env.Stack}.Acquire(ctx, LockInfo{Holder: d.Who, Since: time.Now(), Action: "secrets:prune of " + d.Env.Name, PID: os.Getpid()})
+		release, err := d.holdLock(ctx, "secrets:prune of "+d.Env.Name)
 		if err != nil {
-			return Refused(err)
+			return err
 		}
-		defer func() {
-			if err := release(d.bg()); err != nil {
-				fmt.Fprintln(d.Out, "warning:", err)
-			}
-		}()
+		defer release()
 	}
 	versions, err := listVersions(ctx, d.API, d.Env.Stack)
 	if err != nil {

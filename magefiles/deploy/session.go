@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/client"
 
+	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/dockerimage"
 	"github.com/fractionate/service-template/magefiles/gitinfo"
 	"github.com/fractionate/service-template/magefiles/release"
@@ -62,7 +63,7 @@ func Open(ctx context.Context, s Setup, name string) (*Deployer, *Connection, er
 	}
 	facts, err := gitinfo.Read(ctx, s.Root, s.Getenv)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, nil, Refused(err)
 	}
 	reg := &Registry{Getenv: s.Getenv, Keychain: authn.DefaultKeychain}
@@ -90,8 +91,11 @@ func Open(ctx context.Context, s Setup, name string) (*Deployer, *Connection, er
 			if err != nil {
 				return nil, nil, err
 			}
-			return c.Client, func() { c.Close() }, nil
+			return c.Client, func() { _ = c.Close() }, nil
 		},
+	}
+	if env.Notify != nil {
+		d.Webhook = secret.New(s.Getenv(env.Notify.URLEnv))
 	}
 	return d, conn, nil
 }
