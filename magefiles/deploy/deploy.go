@@ -526,10 +526,15 @@ func (d *Deployer) apply(ctx context.Context, plan *Plan, live *Live, applied *A
 		} else {
 			fmt.Fprintf(d.Out, "Migrations: running %s once, as a job on the stack's network\n", "app migrate up")
 			start := time.Now()
-			_, err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
+			out, err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
 				Name: plan.Stack + "_migrate", Stack: plan.Stack, Args: []string{"migrate", "up"}, Deadline: d.Env.Deadline, Out: d.Out, Auth: d.Auth, Poll: d.Poll,
 			})
 			if err != nil {
+				// The migration's own error, for the record and the
+				// notification: the job's is only its exit code.
+				if last := strings.TrimPrefix(lastLine(out), ": "); last != "" {
+					err = fmt.Errorf("%s (%w)", last, err)
+				}
 				return &migrationError{err}
 			}
 			fmt.Fprintf(d.Out, "Migrations: done in %s\n", time.Since(start).Round(100*time.Millisecond))

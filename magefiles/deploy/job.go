@@ -56,6 +56,15 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 	spec.TaskTemplate.ContainerSpec = &cs
 	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
 	spec.TaskTemplate.ForceUpdate = 0
+	// The service's network aliases ("app") would make the job one of the
+	// addresses its name resolves to: clients (and a probe of tasks.app)
+	// would reach a container that serves nothing.
+	nets := make([]swarm.NetworkAttachmentConfig, len(base.TaskTemplate.Networks))
+	for i, n := range base.TaskTemplate.Networks {
+		n.Aliases = nil
+		nets[i] = n
+	}
+	spec.TaskTemplate.Networks = nets
 	r, err := createService(ctx, api, spec, o.Auth)
 	if err != nil {
 		return "", fmt.Errorf("create job %s: %w", o.Name, err)

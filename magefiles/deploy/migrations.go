@@ -85,9 +85,9 @@ func (m *Migrations) Print(w io.Writer) {
 	case !m.Asked:
 		fmt.Fprintf(w, "  migrations  unknown: %s; app migrate up runs once before the release's services change\n", m.Note)
 	case len(m.Pending) == 0:
-		fmt.Fprintf(w, "  migrations  none pending (%d applied); no migration job runs\n", len(m.Applied))
+		fmt.Fprintf(w, "  migrations  none pending (%d applied; asked in %s); no migration job runs\n", len(m.Applied), m.Took.Round(100*time.Millisecond))
 	default:
-		fmt.Fprintf(w, "  migrations  %d pending, applied once before the release's services change:\n", len(m.Pending))
+		fmt.Fprintf(w, "  migrations  %d pending (asked in %s), applied once before the release's services change:\n", len(m.Pending), m.Took.Round(100*time.Millisecond))
 		for _, p := range m.Pending {
 			fmt.Fprintf(w, "              %s\n", p)
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseMigrateStatus(t *testing.T) {
@@ -29,9 +30,9 @@ func TestMigrationsPrint(t *testing.T) {
 		want string
 	}{
 		{"no migration runs", nil, ""},
-		{"pending", &Migrations{Asked: true, Applied: []string{"1.sql"}, Pending: []string{"00002_a.sql", "00003_b.sql"}},
-			"  migrations  2 pending, applied once before the release's services change:\n              00002_a.sql\n              00003_b.sql\n"},
-		{"none", &Migrations{Asked: true, Applied: []string{"1.sql", "2.sql"}}, "  migrations  none pending (2 applied); no migration job runs\n"},
+		{"pending", &Migrations{Asked: true, Applied: []string{"1.sql"}, Pending: []string{"00002_a.sql", "00003_b.sql"}, Took: 2345 * time.Millisecond},
+			"  migrations  2 pending (asked in 2.3s), applied once before the release's services change:\n              00002_a.sql\n              00003_b.sql\n"},
+		{"none", &Migrations{Asked: true, Applied: []string{"1.sql", "2.sql"}, Took: time.Second}, "  migrations  none pending (2 applied; asked in 1s); no migration job runs\n"},
 		{"not asked", &Migrations{Note: "service postgres is created by this deploy: every migration of the release is pending"},
 			"  migrations  unknown: service postgres is created by this deploy: every migration of the release is pending; app migrate up runs once before the release's services change\n"},
 	}
