@@ -209,7 +209,7 @@ func orUnknown(s string) string {
 // desiredTasks is how many tasks of the current spec should run.
 func desiredTasks(svc swarm.Service, upToDate []swarm.Task) int {
 	if r := svc.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
-		return int(*r.Replicas) //nolint:gosec // a replica count fits an int
+		return int(min(*r.Replicas, 1<<31)) // no Swarm runs more tasks
 	}
 	// Global: one per eligible node, which is the number of current tasks
 	// Swarm wants running.

@@ -37,7 +37,7 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 		o.Poll = 500 * time.Millisecond
 	}
 	one := uint64(1)
-	if err := removeJob(cleanup, api, o.Name); err != nil {
+	if err := removeService(cleanup, api, o.Name); err != nil {
 		return "", err
 	}
 	labels := map[string]string{labelKind: "job"}
@@ -55,6 +55,9 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 	cs.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
 	spec.TaskTemplate.ContainerSpec = &cs
 	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
+	// The service's reservations size it for traffic, not for a one-off
+	// task: the job keeps its placement, not its resources.
+	spec.TaskTemplate.Resources = nil
 	spec.TaskTemplate.ForceUpdate = 0
 	// The service's network aliases ("app") would make the job one of the
 	// addresses its name resolves to: clients (and a probe of tasks.app)
@@ -69,7 +72,10 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 	if err != nil {
 		return "", fmt.Errorf("create job %s: %w", o.Name, err)
 	}
-	defer func() { _ = removeJob(cleanup, api, r.ID) }()
+	defer func() {
+		_ = removeService(cleanup, api, r.ID)
+		removeJobContainers(cleanup, api, r.ID)
+	}()
 
 	start := time.Now()
 	deadline := time.NewTimer(o.Deadline)
@@ -129,31 +135,23 @@ func jobLogs(ctx context.Context, api client.APIClient, id string) string {
 	return strings.ReplaceAll(buf.String(), "\r\n", "\n")
 }
 
-// removeJob removes a job and, on the engine it talks to, its task's
-// exited container: Swarm removes the tasks of a removed job but leaves
-// their containers behind (seen on Engine 20.10), one per deploy. On other
-// nodes of a multi-node Swarm they stay until pruned there.
-func removeJob(ctx context.Context, api client.APIClient, id string) error {
-	if err := removeService(ctx, api, id); err != nil {
-		return err
-	}
-	cs, err := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", "com.docker.swarm.service.name="+id)})
-	if err != nil {
-		return nil // the containers are only tidied: never fail a deploy for them
-	}
-	byID, _ := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", "com.docker.swarm.service.id="+id)})
-	for _, c := range append(cs.Items, byID.Items...) {
-		if c.State == container.StateRunning {
-			continue // a job still running (a killed deploy's): Swarm stops it
-		}
-		_, _ = api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
-	}
-	return nil
-}
-
 func removeService(ctx context.Context, api client.APIClient, id string) error {
 	if _, err := api.ServiceRemove(ctx, id, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	return nil
+}
+
+// removeJobContainers removes the exited containers of a removed job's
+// tasks: Swarm (20.10 at least) leaves them behind, one per run. Only the
+// node behind the endpoint can be reached; on a multi-node Swarm a job that
+// ran elsewhere leaves its container there.
+func removeJobContainers(ctx context.Context, api client.APIClient, serviceID string) {
+	cs, err := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", "com.docker.swarm.service.id="+serviceID)})
+	if err != nil {
+		return
+	}
+	for _, c := range cs.Items {
+		_, _ = api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	}
 }

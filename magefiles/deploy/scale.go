@@ -46,7 +46,7 @@ func (d *Deployer) Scale(ctx context.Context, service string, replicas int, dryR
 		}
 		spec := desired.Services[service]
 		mode := *spec.Mode.Replicated
-		n := uint64(replicas) //nolint:gosec // checked above: 0 <= replicas <= max_replicas
+		n := uint64(replicas) //nolint:gosec // checked: 0 <= replicas <= MaxReplicas
 		mode.Replicas = &n
 		spec.Mode.Replicated = &mode
 		desired.Services[service] = spec

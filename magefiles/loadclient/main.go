@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				c.slowSent.Add(1)
-				if err := slowUpload(hc, *base, *slowFor); err != nil {
+				if err := slowUpload(ctx, hc, *base, *slowFor); err != nil {
 					c.fail(true, err)
 				}
 			}
@@ -122,7 +122,7 @@ loop:
 		case <-tick.C:
 			c.sent.Add(1)
 			wg.Go(func() {
-				if err := get(hc, *base+"/v1/notes?limit=5"); err != nil {
+				if err := get(ctx, hc, *base+"/v1/notes?limit=5"); err != nil {
 					c.fail(false, err)
 				}
 			})
@@ -137,10 +137,10 @@ loop:
 	})
 }
 
-// The requests are not tied to the run's context: a request in flight
-// when the run ends finishes and counts.
-func get(hc *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+// The requests are not cancelled with the run's context: a request in
+// flight when the run ends finishes and counts.
+func get(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func get(hc *http.Client, url string) error {
 }
 
 // slowUpload posts a note whose body arrives in pieces over d.
-func slowUpload(hc *http.Client, base string, d time.Duration) error {
+func slowUpload(ctx context.Context, hc *http.Client, base string, d time.Duration) error {
 	pr, pw := io.Pipe()
 	go func() {
 		const pieces = 10
@@ -171,7 +171,7 @@ func slowUpload(hc *http.Client, base string, d time.Duration) error {
 		_, _ = io.WriteString(pw, `"}`)
 		_ = pw.Close()
 	}()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/notes", pr)
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, base+"/v1/notes", pr)
 	if err != nil {
 		return err
 	}
