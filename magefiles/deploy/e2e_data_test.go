@@ -344,10 +344,13 @@ func TestE2ESmokeCheckAndNotifications(t *testing.T) {
 	})
 }
 
-// Scenario 4: the database password is rotated under load (ALTER ROLE in
-// the stack's Postgres, then secrets:rotate with the new database_url): no
-// request fails, the services move to the new version, the old one is
-// pruned, and the value shows nowhere. Also secrets:set's refusals.
+// Scenario 4: the database password is rotated under load, by alternating
+// login roles (README, Secrets): ALTER ROLE gives the role no task uses a
+// new password inside the stack's Postgres, secrets:rotate moves the app to
+// a database_url with it, and the old role's password is revoked once no
+// task uses it. No request fails, the services move to the new version, the
+// old version is pruned, and the value shows nowhere. Also secrets:set's
+// refusals.
 func TestE2ESecretRotation(t *testing.T) {
 	f := setup(t)
 	stack := "e2eb" + unique()[:4]
@@ -375,19 +378,26 @@ func TestE2ESecretRotation(t *testing.T) {
 	})
 
 	canary := "rotated" + unique() + unique()
+	// Provisioned once: the second login role, which acts as app (its
+	// sessions SET ROLE app, so what they create is app's), with no
+	// password yet.
+	f.psql(t, stack, "CREATE ROLE app_blue LOGIN IN ROLE app; ALTER ROLE app_blue SET role = 'app';")
 	t.Run("rotate the database password under load", func(t *testing.T) {
 		load := f.startLoad(t, stack)
 		time.Sleep(3 * time.Second)
-		// The role's new password first: connections already open keep
-		// working; the new tasks connect with it.
-		f.psql(t, stack, "ALTER ROLE app PASSWORD '"+canary+"';")
+		// The new password goes to the role no task uses: the old tasks
+		// keep connecting as app, the new ones as app_blue.
+		f.psql(t, stack, "ALTER ROLE app_blue PASSWORD '"+canary+"';")
 		start := time.Now()
-		out, code := f.runTargetIn(t.Context(), env, nil, strings.NewReader(databaseURL(canary)+"\n"), "secrets:rotate", "e2e", "database_url")
+		url := strings.Replace(databaseURL(canary), "//app:", "//app_blue:", 1)
+		out, code := f.runTargetIn(t.Context(), env, nil, strings.NewReader(url+"\n"), "secrets:rotate", "e2e", "database_url")
 		t.Logf("secrets:rotate: exit %d in %s", code, time.Since(start).Round(100*time.Millisecond))
 		if code != 0 {
 			t.Fatalf("secrets:rotate exited %d:\n%s", code, out)
 		}
-		time.Sleep(2 * time.Second)
+		// No task uses the old credential now: revoke it, under load.
+		f.psql(t, stack, "ALTER ROLE app PASSWORD NULL;")
+		time.Sleep(3 * time.Second)
 		s := load.Stop(t)
 		t.Logf("figure: during the rotation %d requests and %d slow uploads were sent, %d and %d failed", s.Sent, s.SlowSent, s.Failed, s.SlowFailed)
 		zeroFailures(t, s)

@@ -470,6 +470,10 @@ type envSpec struct {
 	Production  bool   // the production timings: machineOverride only
 	Smoke       string // the smoke key's value, as YAML: {service: app}
 	Notify      string // the notify key's value, as YAML
+	// Bare: the production file alone, as a protected environment has it
+	// (the machine override breaks the production rules); such an
+	// environment can be planned here, not deployed.
+	Bare bool
 }
 
 // machineOverride holds what only this machine needs: Postgres reached by
@@ -518,7 +522,11 @@ func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 		}
 		fmt.Fprintf(&b, "  %s:\n    stack: %s\n    image: %s\n    app_env: staging\n", e.Name, e.Stack, f.repo)
 		fmt.Fprintf(&b, "    deadline: %s\n    history: 10\n    max_replicas: %d\n", cmp.Or(e.Deadline, "3m"), cmp.Or(e.MaxReplicas, 4))
-		fmt.Fprintf(&b, "    files: [docker-compose.prod.yml, %s", override)
+		if e.Bare {
+			b.WriteString("    files: [docker-compose.prod.yml")
+		} else {
+			fmt.Fprintf(&b, "    files: [docker-compose.prod.yml, %s", override)
+		}
 		for _, x := range e.Files {
 			fmt.Fprintf(&b, ", %s", x)
 		}
@@ -602,10 +610,11 @@ func databaseURL(password string) string {
 	return "postgres://app:" + password + "@postgres:5432/app?sslmode=disable"
 }
 
-// removeStack removes a stack's services and waits for their containers,
-// then removes its volumes: each test leaves the Swarm as it found it.
+// removeStack removes a stack's services when a test ends. Their
+// containers stop in the background (each drains for seconds); the
+// fixture's teardown waits for them and removes the stacks' volumes.
 func (f *fixture) removeStack(t testing.TB, stack string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	byStack := client.Filters{}.Add("label", deploy.StackLabel+"="+stack)
 	ss, err := f.cli.ServiceList(ctx, client.ServiceListOptions{Filters: byStack})
@@ -614,18 +623,9 @@ func (f *fixture) removeStack(t testing.TB, stack string) {
 		return
 	}
 	for _, s := range ss.Items {
-		_, _ = f.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{})
-	}
-	for ctx.Err() == nil {
-		cs, err := f.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: byStack})
-		if err != nil || len(cs.Items) == 0 {
-			break
+		if _, err := f.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil {
+			t.Errorf("cleanup: remove %s: %v", s.Spec.Name, err)
 		}
-		time.Sleep(time.Second)
-	}
-	vs, _ := f.cli.VolumeList(ctx, client.VolumeListOptions{Filters: byStack})
-	for _, v := range vs.Items {
-		_, _ = f.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true})
 	}
 }
 

@@ -429,7 +429,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 	prod := "e2e8p" + unique()[:4]
 	env := newStack(t, f, "pw"+unique(),
 		envSpec{Name: "e2e", Stack: stack},
-		envSpec{Name: "prod", Stack: prod, Protected: true, PromoteFrom: "e2e"})
+		envSpec{Name: "prod", Stack: prod, Protected: true, PromoteFrom: "e2e", Bare: true})
 	expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 	// Names the tag scheme gives to non-releases, on v1's bytes.
 	for _, tag := range []string{"latest", "main", "abc1234-dirty", "abc1234"} {
