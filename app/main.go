@@ -7,6 +7,7 @@
 //	app migrate up|down [N]|to N|status
 //	app healthcheck                exit 0 when /health answers 200 (the image's HEALTHCHECK)
 //	app config                     print the effective configuration, secrets redacted
+//	app probe [-all] URL...        GET each URL, one JSON line per request (the deploy's smoke check)
 package main
 
 import (
@@ -39,7 +40,7 @@ func main() {
 	}
 }
 
-const usage = `usage: app [serve | migrate up|down [VERSION]|to VERSION|status | healthcheck | config]`
+const usage = `usage: app [serve | migrate up|down [VERSION]|to VERSION|status | healthcheck | config | probe [-all] URL...]`
 
 type usageError string
 
@@ -55,6 +56,10 @@ func run(ctx context.Context, args []string, src config.Sources, stdout, stderr 
 	if cmd == "-h" || cmd == "--help" || cmd == "help" {
 		_, err := fmt.Fprintln(stdout, usage)
 		return err
+	}
+	if cmd == "probe" {
+		// Reads no configuration: it looks at other processes.
+		return probe(ctx, args, stdout)
 	}
 	cfg, warnings, err := config.Load(src)
 	if err != nil {

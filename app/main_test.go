@@ -22,6 +22,7 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/fractionate/service-template/app/internal/dbtest"
+	"github.com/fractionate/service-template/app/internal/migrate"
 	"github.com/fractionate/service-template/internal/dockertest"
 	"github.com/fractionate/service-template/migrations"
 )
@@ -362,6 +363,35 @@ func TestIntegrationRequestLogLine(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("no request log line with the request id:\n%s", a.out.String())
+}
+
+// TestIntegrationVersionReportsSchema: the running service says which
+// schema it expects and which it finds, before and after migrating.
+func TestIntegrationVersionReportsSchema(t *testing.T) {
+	latest, err := migrate.Latest(migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := dbtest.NewDatabase(t, false)
+	a := startApp(t, map[string]string{"DATABASE_URL": url})
+	schemaOf := func() map[string]any {
+		t.Helper()
+		code, body := a.get(t, "/version")
+		s, _ := body["schema"].(map[string]any)
+		if code != 200 || s == nil {
+			t.Fatalf("/version = %d %v", code, body)
+		}
+		return s
+	}
+	if s := schemaOf(); s["expected"] != float64(latest) || s["database"] != float64(0) {
+		t.Errorf("before migrating: schema %v, want expected %d, database 0", s, latest)
+	}
+	if out, err := appCmd(t, map[string]string{"DATABASE_URL": url}, "migrate", "up").CombinedOutput(); err != nil {
+		t.Fatalf("migrate up: %v\n%s", err, out)
+	}
+	if s := schemaOf(); s["expected"] != float64(latest) || s["database"] != float64(latest) {
+		t.Errorf("after migrating: schema %v, want %d both", s, latest)
+	}
 }
 
 // TestIntegrationConcurrentMigrateUp: five `app migrate up` processes at once on one

@@ -5,16 +5,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fractionate/service-template/app/internal/buildinfo"
 	"github.com/fractionate/service-template/app/internal/config"
 	"github.com/fractionate/service-template/app/internal/health"
 	"github.com/fractionate/service-template/app/internal/httpapi"
+	"github.com/fractionate/service-template/app/internal/migrate"
 	"github.com/fractionate/service-template/app/internal/notes"
 	"github.com/fractionate/service-template/app/internal/postgres"
 	"github.com/fractionate/service-template/app/internal/server"
+	"github.com/fractionate/service-template/migrations"
 )
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
@@ -44,12 +48,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
 	ready := health.NewReadiness(cfg.Readiness.Timeout, checks)
+	expected, err := migrate.Latest(migrations.FS)
+	if err != nil {
+		return err
+	}
 
 	handler := httpapi.New(httpapi.Deps{
 		Log:          log,
 		Notes:        notes.NewStore(pool, cfg.Database.QueryTimeout),
 		Ready:        ready,
 		Build:        build,
+		Schema:       schemaVersions{expected: expected, pool: pool, timeout: cfg.Readiness.Timeout},
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 	})
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr())
@@ -64,4 +73,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		ShutdownTimeout: cfg.Shutdown.Timeout,
 		BeginShutdown:   ready.BeginShutdown,
 	})
+}
+
+// schemaVersions is what /version reports of the schema: the highest
+// migration this binary embeds, and the version the database is at, read
+// under the readiness timeout.
+type schemaVersions struct {
+	expected int64
+	pool     *pgxpool.Pool
+	timeout  time.Duration
+}
+
+func (s schemaVersions) Expected() int64 { return s.expected }
+
+func (s schemaVersions) Current(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return migrate.DatabaseVersion(ctx, s.pool)
 }

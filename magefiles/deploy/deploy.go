@@ -1,20 +1,31 @@
 // Package deploy puts releases on a Docker Swarm and takes them back.
 //
-// Every change (deploy, rollback, scale) runs the same pipeline:
+// Every change (deploy, rollback, scale, secret rotation) runs the same
+// pipeline:
 //
 //  1. preflight: every check runs and prints one line; any failure stops
-//     the change before anything is touched (exit 1);
+//     the change before anything is touched (exit 1); secrets are bound to
+//     their newest versions here;
 //  2. plan: the desired services, computed with the docker CLI's own stack
 //     loader and converter and pinned to image digests, diffed against the
-//     live stack; -dryrun stops here;
-//  3. apply through the Engine API, under a lock held in the Swarm;
+//     live stack; for a deploy, the release's pending migrations, asked of
+//     the database by a job; -dryrun stops here;
+//  3. apply through the Engine API, under a lock held in the Swarm: the
+//     dependencies, then the release's migrations (a deploy only, once, as
+//     a job; a failure stops the change before the release's services
+//     change, exit 1), then the release's services;
 //  4. converge: wait until every touched service runs this change's spec,
 //     healthy, and Swarm reports this change's update completed; fail on a
-//     rollback, a pause, failing tasks or the deadline;
+//     rollback, a pause, failing tasks or the deadline; then the
+//     environment's smoke check (/ready 200, /version the release);
 //  5. on failure (or Ctrl-C), restore every touched service to the spec it
 //     had before, whole stack, and wait for that (exit 2; 3 when the
 //     restore does not converge);
 //  6. record the change in the Swarm itself.
+//
+// A change that gets past preflight with something to do sends webhook
+// events (start, then success, rollback or failure) without waiting for
+// them beyond a short timeout.
 package deploy
 
 import (
@@ -32,6 +43,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/release"
 	"github.com/fractionate/service-template/magefiles/stack"
 )
@@ -86,6 +98,9 @@ type Deployer struct {
 	Background context.Context
 	// Poll is the convergence poll interval; 500ms when zero.
 	Poll time.Duration
+	// Webhook is the URL the environment's notify.url_env names, read from
+	// the process environment: unset means no notifications.
+	Webhook secret.Value
 }
 
 func (d *Deployer) bg() context.Context {
@@ -132,7 +147,7 @@ func (d *Deployer) Deploy(ctx context.Context, o DeployOptions) error {
 		}
 		d.checkRules(ctx, st, cs)
 		d.checkImages(ctx, st, release, cs)
-		if !checkSecrets(st.SecretNames(), live, d.Env.Name, cs) || cs.Failed() {
+		if !st.bindSecrets(VersionsOf(d.Env.Stack, slices.Collect(maps.Values(live.Secrets))), live, cs) || cs.Failed() {
 			return nil, release, 0, nil
 		}
 		desired, err := st.Convert(ctx, d.API)
@@ -377,6 +392,7 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 	desired, rel, target, err := b(live, cs)
 	if err == nil && desired != nil && !cs.Failed() {
 		checkNodes(ctx, d.API, desired.Services, cs)
+		d.checkSmoke(desired, cs)
 	}
 	cs.Print(d.Out)
 	if err != nil {
@@ -386,6 +402,10 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 		return Refused(fmt.Errorf("preflight refused the %s; nothing was changed:\n%w", action, cs.Err()))
 	}
 	plan := MakePlan(d.Env.Name, rel, desired, live)
+	if action == "deploy" {
+		// Rollbacks never migrate: only a deploy asks.
+		plan.Migrations = d.askMigrations(ctx, plan)
+	}
 	plan.Print(d.Out)
 	if dryRun {
 		fmt.Fprintln(d.Out, "Dry run: nothing was changed.")
@@ -410,18 +430,23 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 		rec.Result, rec.Reason, rec.Duration = Succeeded, "nothing to change", time.Since(start)
 		return d.record(history, rec, nil)
 	}
+	notify := d.notifier()
+	defer notify.Close()
+	notify.Send(eventOf(EventStart, rec))
 
 	fmt.Fprintln(d.Out, "Applying:")
 	applied := NewApplied()
-	err = d.apply(ctx, plan, live, applied, action == "deploy")
+	err = d.apply(ctx, plan, live, applied, action == "deploy", d.expectedVersion(ctx, desired, rec.Version))
 	var mig *migrationError
 	if errors.As(err, &mig) && len(applied.Kept) == 0 {
 		rec.Result, rec.Reason, rec.Duration = NotApplied, err.Error(), time.Since(start)
+		notify.Send(eventOf(EventFailure, rec))
 		return d.record(history, rec, Refused(fmt.Errorf("%s stopped before any service changed: %w", action, err)))
 	}
 	if err == nil {
 		rec.Result, rec.Duration = Succeeded, time.Since(start)
 		fmt.Fprintf(d.Out, "%s to %s converged in %s.\n", titleCase(action), d.Env.Name, rec.Duration.Round(100*time.Millisecond))
+		notify.Send(eventOf(EventSuccess, rec))
 		return d.record(history, rec, nil)
 	}
 
@@ -442,11 +467,26 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 	if restoreErr != nil {
 		rec.Result = Failed
 		d.printState(d.bg(), applied)
+		notify.Send(eventOf(EventFailure, rec))
 		return d.record(history, rec, &ExitError{Code: ExitBroken, Err: fmt.Errorf("%s failed (%w) and the restore did not converge: %w", action, reason, restoreErr)})
 	}
 	rec.Result = RolledBack
 	fmt.Fprintln(d.Out, "Restored: every touched service runs its previous spec again.")
+	notify.Send(eventOf(EventRollback, rec))
 	return d.record(history, rec, &ExitError{Code: ExitRestored, Err: fmt.Errorf("%s failed and was rolled back: %w", action, reason)})
+}
+
+// notifier starts the change's notifications: nil (sending nothing) when
+// the environment names no webhook, or its variable is unset.
+func (d *Deployer) notifier() *Notifier {
+	if d.Env.Notify == nil {
+		return nil
+	}
+	if !d.Webhook.IsSet() {
+		fmt.Fprintf(d.Out, "warning: notify: %s is not set: this change sends no notification\n", d.Env.Notify.URLEnv)
+		return nil
+	}
+	return NewNotifier(d.Webhook, d.Env.Notify.Timeout, d.Out)
 }
 
 // migrationError is a failed migration job: the deploy stops there.
@@ -460,18 +500,11 @@ func (e *migrationError) Unwrap() error { return e.err }
 // database, say), converged; then the release's migrations, once, as a
 // job; then the services that run the release, converged. On an error,
 // applied holds everything changed so far.
-func (d *Deployer) apply(ctx context.Context, plan *Plan, live *Live, applied *Applied, migrate bool) error {
+func (d *Deployer) apply(ctx context.Context, plan *Plan, live *Live, applied *Applied, migrate bool, want string) error {
 	if err := ApplyObjects(ctx, d.API, plan, d.Out); err != nil {
 		return err
 	}
-	var deps, app []ServiceChange
-	for _, c := range plan.Touched() {
-		if runsImage(c, d.Env.Image) {
-			app = append(app, c)
-		} else {
-			deps = append(deps, c)
-		}
-	}
+	deps, app := splitByImage(plan.Touched(), d.Env.Image)
 	co := ConvergeOptions{Deadline: d.Env.Deadline, Poll: d.Poll, Out: d.Out}
 	phase := func(changes []ServiceChange) error {
 		if len(changes) == 0 {
@@ -487,17 +520,83 @@ func (d *Deployer) apply(ctx context.Context, plan *Plan, live *Live, applied *A
 		return err
 	}
 	if base, ok := migrationBase(app, d.Env.Image); ok && migrate {
-		fmt.Fprintf(d.Out, "Migrations: running %s once, as a job on the stack's network\n", "app migrate up")
-		start := time.Now()
-		err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
-			Name: plan.Stack + "_migrate", Args: []string{"migrate", "up"}, Deadline: d.Env.Deadline, Out: d.Out, Auth: d.Auth, Poll: d.Poll,
-		})
-		if err != nil {
-			return &migrationError{err}
+		if m := plan.Migrations; m != nil && m.Asked && len(m.Pending) == 0 {
+			// Asked under the lock a moment ago: nothing can have added one.
+			fmt.Fprintln(d.Out, "Migrations: none pending")
+		} else {
+			fmt.Fprintf(d.Out, "Migrations: running %s once, as a job on the stack's network\n", "app migrate up")
+			start := time.Now()
+			out, err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
+				Name: plan.Stack + "_migrate", Stack: plan.Stack, Args: []string{"migrate", "up"}, Deadline: d.Env.Deadline, Out: d.Out, Auth: d.Auth, Poll: d.Poll,
+			})
+			if err != nil {
+				// The migration's own error, for the record and the
+				// notification: the job's is only its exit code.
+				if last := strings.TrimPrefix(lastLine(out), ": "); last != "" {
+					err = fmt.Errorf("%s (%w)", last, err)
+				}
+				return &migrationError{err}
+			}
+			fmt.Fprintf(d.Out, "Migrations: done in %s\n", time.Since(start).Round(100*time.Millisecond))
 		}
-		fmt.Fprintf(d.Out, "Migrations: done in %s\n", time.Since(start).Round(100*time.Millisecond))
 	}
-	return phase(app)
+	if err := phase(app); err != nil {
+		return err
+	}
+	if d.Env.Smoke == nil {
+		return nil
+	}
+	specs := map[string]swarm.ServiceSpec{}
+	for _, c := range plan.Services {
+		if c.New != nil {
+			specs[c.Name] = *c.New
+		}
+	}
+	return d.smokeCheck(ctx, specs, want)
+}
+
+// expectedVersion is what the release's /version must report: the version
+// the build stamped into the image (its org.opencontainers.image.version
+// label), which is also what the service reports; the tag when the
+// registry cannot say.
+func (d *Deployer) expectedVersion(ctx context.Context, desired *Desired, tag string) string {
+	if d.Env.Smoke == nil {
+		return tag
+	}
+	if _, dg := appRelease(desired, d.Env.Image); dg != "" {
+		if v, err := d.Registry.Version(ctx, d.Env.Image+"@"+dg); err == nil && v != "" {
+			return v
+		}
+	}
+	return tag
+}
+
+// splitByImage parts changes into those of services that do not run the
+// release's repository (the database, say) and those that do.
+func splitByImage(changes []ServiceChange, repo string) (deps, app []ServiceChange) {
+	for _, c := range changes {
+		if runsImage(c, repo) {
+			app = append(app, c)
+		} else {
+			deps = append(deps, c)
+		}
+	}
+	return deps, app
+}
+
+// holdLock takes the environment's lock for a change outside the deploy
+// pipeline (secrets:prune, db:migrate); call the returned func to release
+// it.
+func (d *Deployer) holdLock(ctx context.Context, action string) (func(), error) {
+	release, err := Lock{API: d.API, Stack: d.Env.Stack}.Acquire(ctx, LockInfo{Holder: d.Who, Since: time.Now(), Action: action, PID: os.Getpid()})
+	if err != nil {
+		return nil, Refused(err)
+	}
+	return func() {
+		if err := release(d.bg()); err != nil {
+			fmt.Fprintln(d.Out, "warning:", err)
+		}
+	}, nil
 }
 
 // runsImage reports whether a change concerns a service of the release's

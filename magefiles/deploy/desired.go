@@ -113,32 +113,11 @@ func LoadStack(env *Environment, rel Release, getenv func(string) (string, bool)
 			return nil, fmt.Errorf("stack files: services.%s.image: %q is not an image reference", s.Name, s.Image)
 		}
 	}
-	// Secrets and configs the files name belong to this environment: the
-	// Swarm object of secret database_url is <stack>_database_url, so two
-	// environments can share a Swarm. A name the file gives explicitly
-	// (secrets.x.name) is kept as written.
-	for k, s := range cfg.Secrets {
-		if s.External.External && s.Name == k {
-			s.Name = env.Stack + "_" + k
-			cfg.Secrets[k] = s
-		}
-	}
+	// External secrets keep their logical names here (database_url): once
+	// the live state is read, a deploy binds each to its newest version,
+	// <stack>_database_url_v<N> (bindSecrets), so two environments can
+	// share a Swarm and a new value is a new version.
 	return st, nil
-}
-
-// SecretNames are the Swarm secrets the stack's services use, sorted.
-func (st *Stack) SecretNames() []string {
-	used := map[string]bool{}
-	for _, s := range st.Config.Services {
-		for _, ref := range s.Secrets {
-			name := ref.Source
-			if sc, ok := st.Config.Secrets[ref.Source]; ok && sc.Name != "" {
-				name = sc.Name
-			}
-			used[name] = true
-		}
-	}
-	return slices.Sorted(maps.Keys(used))
 }
 
 // Desired is the state the stack files ask for, as Swarm objects.

@@ -35,6 +35,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/internal/dockertest"
+	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/deploy"
 	"github.com/fractionate/service-template/magefiles/dockerimage"
 	"github.com/fractionate/service-template/magefiles/runner"
@@ -60,6 +61,8 @@ type fixture struct {
 	initEnv  string            // environments file deploy:init ran with
 	outputs  bytes.Buffer      // everything the targets printed, for the canary check
 	mu       sync.Mutex
+	variants map[string]error // releases built on first use (release), by tag
+	vmu      sync.Mutex
 }
 
 var (
@@ -272,6 +275,113 @@ func (f *fixture) buildApp(ctx context.Context, version string) error {
 	return err
 }
 
+// migrationV3 is the one more migration release v3.0.0 has: expand only,
+// so v1 and v2 keep working on the schema it leaves.
+const migrationV3 = `-- +goose Up
+ALTER TABLE notes ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+-- +goose Down
+ALTER TABLE notes DROP COLUMN tags;
+`
+
+// migrationHalfWay fails after two of its statements succeeded: its
+// transaction must leave nothing behind.
+const migrationHalfWay = `-- +goose Up
+CREATE TABLE half_way (id int);
+INSERT INTO half_way VALUES (1);
+SELECT 1/0;
+-- +goose Down
+DROP TABLE half_way;
+`
+
+// variants are releases built from the working tree plus files, on first
+// use: the tag, the files.
+var variants = map[string]map[string]string{
+	"v3.0.0": {"migrations/00003_add_tags.sql": migrationV3},
+	"badmig": {"migrations/00003_half_way.sql": migrationHalfWay},
+}
+
+// release makes sure release tag is in the registry, building a variant
+// the first time it is asked for, and returns its digest.
+func (f *fixture) release(t testing.TB, tag string) string {
+	t.Helper()
+	f.vmu.Lock()
+	defer f.vmu.Unlock()
+	if f.variants == nil {
+		f.variants = map[string]error{}
+	}
+	err, done := f.variants[tag]
+	if !done {
+		err = f.buildVariant(t.Context(), tag, variants[tag])
+		f.variants[tag] = err
+	}
+	if err != nil {
+		t.Fatalf("release %s: %v", tag, err)
+	}
+	return f.digests[tag]
+}
+
+// buildVariant builds release tag, stamped with it, from a copy of the
+// clone with extra files, and pushes it.
+func (f *fixture) buildVariant(ctx context.Context, tag string, files map[string]string) error {
+	dir := filepath.Join(f.tmp, "repo-"+tag)
+	if err := dockerimage.CopyRepo(ctx, f.clone, dir); err != nil {
+		return err
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	var out bytes.Buffer
+	b, err := dockerimage.BuildImage(ctx, runner.Exec{Quiet: true, Stderr: &out}, f.cli, dockerimage.Plan{
+		Dir: dir, Repository: f.repo, Tags: []string{tag}, Out: &out,
+		Stamp: dockerimage.Stamp{Version: tag, Commit: "e2e", Title: "e2e-app"},
+	})
+	if err != nil {
+		return fmt.Errorf("build %s: %w\n%s", tag, err, out.String())
+	}
+	_, err = f.push(ctx, b.Refs[0], b.Refs[0])
+	return err
+}
+
+// psql runs sql with psql in the stack's Postgres task container, as the
+// superuser over its local socket, and returns what it printed. The SQL goes
+// in on standard input: a password in it shows in no process list and no
+// inspect.
+func (f *fixture) psql(t testing.TB, stack, sql string) string {
+	t.Helper()
+	ctx := t.Context()
+	cs, err := f.cli.ContainerList(ctx, client.ContainerListOptions{Filters: client.Filters{}.
+		Add("label", "com.docker.swarm.service.name="+stack+"_postgres").Add("status", "running")})
+	if err != nil || len(cs.Items) != 1 {
+		t.Fatalf("the Postgres task container of %s: %v (%d found)", stack, err, len(cs.Items))
+	}
+	ex, err := f.cli.ExecCreate(ctx, cs.Items[0].ID, client.ExecCreateOptions{
+		AttachStdin: true, AttachStdout: true, AttachStderr: true,
+		Cmd: []string{"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-U", "app", "-d", "app"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := f.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer att.Close()
+	if _, err := io.WriteString(att.Conn, sql+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = att.CloseWrite()
+	var stdout, stderr bytes.Buffer
+	_, _ = stdcopy.StdCopy(&stdout, &stderr, att.Reader)
+	insp, err := f.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	if err != nil || insp.ExitCode != 0 {
+		// Not the SQL: it may hold a password.
+		t.Fatalf("psql in %s's Postgres: exit %d, %v: %s", stack, insp.ExitCode, err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String())
+}
+
 // derive builds release name from another with extra Dockerfile lines.
 func (f *fixture) derive(ctx context.Context, name, from, lines string) error {
 	dockerfile := "FROM " + f.repo + ":" + from + "\n" + lines + "\n"
@@ -366,7 +476,9 @@ type envSpec struct {
 	Deadline    string
 	MaxReplicas int
 	Variables   map[string]string
-	Production  bool // the production timings: machineOverride only
+	Production  bool   // the production timings: machineOverride only
+	Smoke       string // the smoke key's value, as YAML: {service: app}
+	Notify      string // the notify key's value, as YAML
 	// Bare: the production file alone, as a protected environment has it
 	// (the machine override breaks the production rules); such an
 	// environment can be planned here, not deployed.
@@ -434,6 +546,12 @@ func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 		if e.Registry {
 			fmt.Fprintf(&b, "    registry:\n      port: %d\n", f.port)
 		}
+		if e.Smoke != "" {
+			fmt.Fprintf(&b, "    smoke: %s\n", e.Smoke)
+		}
+		if e.Notify != "" {
+			fmt.Fprintf(&b, "    notify: %s\n", e.Notify)
+		}
 		fmt.Fprintf(&b, "    variables:\n      POSTGRES_IMAGE: %s\n      HTTP_PORT: \"%d\"\n", f.postgres, freePort())
 		for k, v := range e.Variables {
 			fmt.Fprintf(&b, "      %s: %q\n", k, v)
@@ -447,7 +565,13 @@ func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 // runTarget runs the compiled targets in the clone, as a stranger would,
 // and returns their output and exit code.
 func (f *fixture) runTarget(ctx context.Context, envFile string, env []string, args ...string) (string, int) {
+	return f.runTargetIn(ctx, envFile, env, nil, args...)
+}
+
+// runTargetIn is runTarget with stdin as the targets' standard input.
+func (f *fixture) runTargetIn(ctx context.Context, envFile string, env []string, stdin io.Reader, args ...string) (string, int) {
 	cmd := f.command(ctx, envFile, env, args...)
+	cmd.Stdin = stdin
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -476,18 +600,23 @@ func (f *fixture) keep(s string) {
 	f.outputs.WriteString(s)
 }
 
-// createSecrets makes the stack's two secrets with password in them.
+// createSecrets makes version 1 of the stack's two secrets, as secrets:set
+// does, with password in them.
 func (f *fixture) createSecrets(t testing.TB, stack, password string) {
 	t.Helper()
 	for name, value := range map[string]string{
 		"postgres_password": password,
-		"database_url":      "postgres://app:" + password + "@postgres:5432/app?sslmode=disable",
+		"database_url":      databaseURL(password),
 	} {
-		spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: stack + "_" + name}, Data: []byte(value)}
-		if _, err := f.cli.SecretCreate(t.Context(), client.SecretCreateOptions{Spec: spec}); err != nil {
-			t.Fatalf("create secret %s_%s: %v", stack, name, err)
+		if _, err := deploy.SetSecret(t.Context(), f.cli, stack, name, secret.New(value)); err != nil {
+			t.Fatalf("create secret %s of %s: %v", name, stack, err)
 		}
 	}
+}
+
+// databaseURL is the stack's database_url for a password.
+func databaseURL(password string) string {
+	return "postgres://app:" + password + "@postgres:5432/app?sslmode=disable"
 }
 
 // removeStack removes a stack's services when a test ends. Their

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,28 +184,64 @@ func TestE2EDeployRollbackScaleUnderLoad(t *testing.T) {
 		if !strings.Contains(logs, "app.") {
 			t.Errorf("deploy:logs shows no task-prefixed line:\n%s", logs)
 		}
-		places := map[string]string{"the targets' output": f.outputs.String()}
-		for _, r := range history(t, f, stack) {
-			b, _ := json.Marshal(r)
-			places[fmt.Sprintf("record #%d", r.Seq)] = string(b)
-		}
-		ss, err := f.cli.ServiceList(t.Context(), client.ServiceListOptions{})
+		f.notShown(t, stack, canary)
+	})
+}
+
+// notShown fails t where value shows: in anything the targets printed
+// (deploy:logs included), the stack's records, or any service's inspect.
+func (f *fixture) notShown(t testing.TB, stack, value string) {
+	t.Helper()
+	f.mu.Lock()
+	places := map[string]string{"the targets' output": f.outputs.String()}
+	f.mu.Unlock()
+	for _, r := range history(t, f, stack) {
+		b, _ := json.Marshal(r)
+		places[fmt.Sprintf("record #%d", r.Seq)] = string(b)
+	}
+	ss, err := f.cli.ServiceList(t.Context(), client.ServiceListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss.Items {
+		r, err := f.cli.ServiceInspect(t.Context(), s.ID, client.ServiceInspectOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range ss.Items {
-			r, err := f.cli.ServiceInspect(t.Context(), s.ID, client.ServiceInspectOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			places["docker service inspect "+s.Spec.Name] = string(r.Raw)
+		places["docker service inspect "+s.Spec.Name] = string(r.Raw)
+	}
+	for where, text := range places {
+		if strings.Contains(text, value) {
+			t.Errorf("the secret's value appears in %s", where)
 		}
-		for where, text := range places {
-			if strings.Contains(text, canary) {
-				t.Errorf("the secret's value appears in %s", where)
-			}
-		}
-	})
+	}
+}
+
+// targetRun is one run of a target.
+type targetRun struct {
+	out  string
+	code int
+}
+
+// twoAtOnce runs a target twice at the same moment and returns the run that
+// exited 0 and the one that exited 1; any other pair fails t.
+func (f *fixture) twoAtOnce(t testing.TB, env string, args ...string) (ok, refused targetRun) {
+	t.Helper()
+	results := make(chan targetRun, 2)
+	for range 2 {
+		go func() {
+			out, code := f.runTarget(t.Context(), env, nil, args...)
+			results <- targetRun{out, code}
+		}()
+	}
+	ok, refused = <-results, <-results
+	if ok.code != 0 {
+		ok, refused = refused, ok
+	}
+	if ok.code != 0 || refused.code != 1 {
+		t.Fatalf("exit codes %d and %d, want one 0 and one 1:\n%s\n----\n%s", ok.code, refused.code, ok.out, refused.out)
+	}
+	return ok, refused
 }
 
 // Scenario 2: a release whose health check fails. Swarm rolls it back; the
@@ -297,27 +332,7 @@ func TestE2ELockAndInterrupts(t *testing.T) {
 	expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 
 	t.Run("two at once", func(t *testing.T) {
-		type result struct {
-			out  string
-			code int
-		}
-		results := make(chan result, 2)
-		for range 2 {
-			go func() {
-				out, code := f.runTarget(t.Context(), env, nil, "deploy:to", "e2e", "-image="+f.repo+":v2.0.0")
-				results <- result{out, code}
-			}()
-		}
-		a, b := <-results, <-results
-		codes := []int{a.code, b.code}
-		slices.Sort(codes)
-		if !slices.Equal(codes, []int{0, 1}) {
-			t.Fatalf("exit codes %v, want one 0 and one 1:\n%s\n----\n%s", codes, a.out, b.out)
-		}
-		refused := a
-		if b.code == 1 {
-			refused = b
-		}
+		_, refused := f.twoAtOnce(t, env, "deploy:to", "e2e", "-image="+f.repo+":v2.0.0")
 		if !strings.Contains(refused.out, "locked: held by") {
 			t.Errorf("the refused deploy does not name the lock's holder:\n%s", refused.out)
 		}
@@ -452,7 +467,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 		}, []string{"never ran successfully on e2e", "HEAD is v1.0.0 but the image is tagged \"v2.0.0\""}},
 		{"missing image", env, []string{"deploy:to", "e2e", "-version=v9.9.9"}, nil, []string{"not in the registry"}},
 		{"missing secrets", noSecrets, []string{"deploy:to", "bare", "-image=" + f.repo + ":v1.0.0"}, nil,
-			[]string{"missing e2e8n", "_database_url", "docker secret create"}},
+			[]string{"no version of database_url, postgres_password", "secrets:set bare NAME"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.setup != nil {

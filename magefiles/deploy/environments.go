@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	composetypes "github.com/docker/cli/cli/compose/types"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fractionate/service-template/magefiles/stack"
@@ -64,6 +66,39 @@ type Environment struct {
 	// environment: "{{random}}" is 32 random characters and {{name}} the
 	// value of another secret made here.
 	InitSecrets map[string]string `yaml:"init_secrets"`
+
+	// Smoke, when set, is checked once a change has converged: /ready must
+	// answer 200 and /version report the release deployed, or the change
+	// fails and the stack is restored.
+	Smoke *Smoke `yaml:"smoke"`
+
+	// Notify, when set, names the webhook deploy events are POSTed to.
+	Notify *Notify `yaml:"notify"`
+}
+
+// Smoke is where a smoke check asks: a URL from the deploying machine, or
+// a service of the stack on its own network.
+type Smoke struct {
+	// URL is requested from the deploying machine: <url>/ready and
+	// <url>/version. It is committed, so it carries no credentials.
+	URL string `yaml:"url"`
+	// Service is a service of the stack, asked on the stack's network by a
+	// job from the release's image (app probe): every task behind
+	// tasks.<service>, at http://tasks.<service>:<port><path>ready and
+	// ...version.
+	Service string `yaml:"service"`
+	Port    int    `yaml:"port"` // with service; default 8080
+	Path    string `yaml:"path"` // with service; default /
+	// Timeout is how long the check may keep trying (the new tasks are
+	// healthy by then, but a proxy may take a moment); default 30s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Notify names a webhook. Its URL often carries a token, so the file names
+// the environment variable that holds it, never the URL.
+type Notify struct {
+	URLEnv  string        `yaml:"url_env"`
+	Timeout time.Duration `yaml:"timeout"` // per event; default 5s
 }
 
 // LocalRegistry is a registry container deploy:init starts.
@@ -73,9 +108,12 @@ type LocalRegistry struct {
 
 // Defaults for keys an environment leaves out.
 const (
-	DefaultDeadline    = 10 * time.Minute // kubectl's progressDeadlineSeconds
-	DefaultHistory     = 20
-	DefaultMaxReplicas = 10
+	DefaultDeadline      = 10 * time.Minute // kubectl's progressDeadlineSeconds
+	DefaultHistory       = 20
+	DefaultMaxReplicas   = 10
+	DefaultSmokePort     = 8080
+	DefaultSmokeTimeout  = 30 * time.Second
+	DefaultNotifyTimeout = 5 * time.Second
 )
 
 // Environments are the sections of the environments file by name.
@@ -106,6 +144,8 @@ func LoadEnvironments(path, root string) (Environments, error) {
 
 var (
 	envName   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	varName   = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	svcName   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 	stackName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,47}$`)
 	// appEnvs are the service's environments (config/{name}.json).
 	appEnvs = []string{"development", "test", "staging", "production"}
@@ -203,6 +243,16 @@ func parseEnvironments(r io.Reader, path, root string) (Environments, error) {
 				fail(name, "variables.%s: set by the deploy from image and app_env", k)
 			}
 		}
+		if e.Smoke != nil {
+			for _, msg := range e.Smoke.check() {
+				fail(name, "smoke.%s", msg)
+			}
+		}
+		if e.Notify != nil {
+			for _, msg := range e.Notify.check() {
+				fail(name, "notify.%s", msg)
+			}
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(doc.Environments)) {
 		e := doc.Environments[name]
@@ -252,6 +302,9 @@ func Lint(ctx context.Context, root string) error {
 			errs = append(errs, fmt.Errorf("%s: environment %s: %w", EnvironmentsFile, name, err))
 			continue
 		}
+		if sm := env.Smoke; sm != nil && sm.Service != "" && !slices.ContainsFunc(st.Config.Services, func(s composetypes.ServiceConfig) bool { return s.Name == sm.Service }) {
+			errs = append(errs, fmt.Errorf("%s: environments.%s.smoke.service: the stack files have no service %q", EnvironmentsFile, name, sm.Service))
+		}
 		if env.Protected {
 			p, err := stack.Load(ctx, env.Stack, st.Variables, env.Files...)
 			if err == nil {
@@ -263,4 +316,68 @@ func Lint(ctx context.Context, root string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// check validates a smoke section and fills in its defaults; each problem
+// starts with the key at fault.
+func (s *Smoke) check() []string {
+	var errs []string
+	switch {
+	case s.URL != "" && s.Service != "":
+		errs = append(errs, "url: give url or service, not both")
+	case s.URL != "":
+		u, err := url.Parse(s.URL)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			errs = append(errs, fmt.Sprintf("url: %q: want an http:// or https:// URL", s.URL))
+		case u.User != nil:
+			errs = append(errs, "url: no credentials in a committed file; the smoke URL is requested without any")
+		case u.RawQuery != "" || u.Fragment != "":
+			errs = append(errs, fmt.Sprintf("url: %q: want a base URL without query or fragment; ready and version are appended to it", s.URL))
+		}
+		if s.Port != 0 || s.Path != "" {
+			errs = append(errs, "url: port and path go with service; put them in the URL")
+		}
+	case s.Service != "":
+		if !svcName.MatchString(s.Service) {
+			errs = append(errs, fmt.Sprintf("service: %q is not a service name", s.Service))
+		}
+		if s.Port == 0 {
+			s.Port = DefaultSmokePort
+		}
+		if s.Port < 1 || s.Port > 65535 {
+			errs = append(errs, fmt.Sprintf("port: %d: want a TCP port", s.Port))
+		}
+		if s.Path == "" {
+			s.Path = "/"
+		}
+		if !strings.HasPrefix(s.Path, "/") || strings.ContainsAny(s.Path, "?# ") {
+			errs = append(errs, fmt.Sprintf("path: %q: want a path starting with /", s.Path))
+		}
+	default:
+		errs = append(errs, "url: give url (asked from the deploying machine) or service (asked on the stack's network)")
+	}
+	if s.Timeout == 0 {
+		s.Timeout = DefaultSmokeTimeout
+	}
+	if s.Timeout < time.Second || s.Timeout > 10*time.Minute {
+		errs = append(errs, fmt.Sprintf("timeout: %s: want 1s to 10m", s.Timeout))
+	}
+	return errs
+}
+
+// check validates a notify section and fills in its defaults.
+func (n *Notify) check() []string {
+	var errs []string
+	if !varName.MatchString(n.URLEnv) {
+		// Not quoted: a URL put here by mistake carries its token.
+		errs = append(errs, "url_env: want the name of the environment variable that holds the webhook's URL (upper-case letters, digits and _, like DEPLOY_WEBHOOK_URL), never the URL itself")
+	}
+	if n.Timeout == 0 {
+		n.Timeout = DefaultNotifyTimeout
+	}
+	if n.Timeout < 100*time.Millisecond || n.Timeout > 30*time.Second {
+		errs = append(errs, fmt.Sprintf("timeout: %s: want 100ms to 30s (a slow webhook must not hold a deploy)", n.Timeout))
+	}
+	return errs
 }

@@ -36,6 +36,7 @@ environments:
 		name string
 		yaml string
 		want []string // substrings of the error; none means it loads
+		hide string   // must not be in the error
 	}{
 		{name: "good", yaml: good},
 		{name: "misspelt key", yaml: strings.Replace(good, "app_env: staging", "app_evn: staging", 1),
@@ -63,6 +64,29 @@ environments:
 			want: []string{"environments.production.variables.IMAGE_TAG", "set by the deploy"}},
 		{name: "a protected environment's registry", yaml: good + "    registry: {port: 5000}\n",
 			want: []string{"environments.production.protected", "deploy:init"}},
+		{name: "smoke by URL", yaml: good + "    smoke: {url: https://svc.example.com/}\n"},
+		{name: "smoke by service", yaml: good + "    smoke: {service: app, port: 9090, path: /api/, timeout: 1m}\n"},
+		{name: "smoke with both", yaml: good + "    smoke: {url: https://svc.example.com/, service: app}\n",
+			want: []string{"environments.production.smoke.url: give url or service, not both"}},
+		{name: "smoke with neither", yaml: good + "    smoke: {timeout: 10s}\n",
+			want: []string{"environments.production.smoke.url: give url"}},
+		{name: "smoke URL with credentials", yaml: good + "    smoke: {url: \"https://u:p@svc.example.com/\"}\n",
+			want: []string{"environments.production.smoke.url: no credentials"}},
+		{name: "smoke URL not http", yaml: good + "    smoke: {url: ftp://svc.example.com/}\n",
+			want: []string{"environments.production.smoke.url", "http:// or https://"}},
+		{name: "smoke URL with a path key", yaml: good + "    smoke: {url: https://svc.example.com/, path: /x/}\n",
+			want: []string{"environments.production.smoke.url: port and path go with service"}},
+		{name: "smoke bad port and path", yaml: good + "    smoke: {service: app, port: 70000, path: api}\n",
+			want: []string{"environments.production.smoke.port: 70000", `environments.production.smoke.path: "api"`}},
+		{name: "smoke timeout", yaml: good + "    smoke: {service: app, timeout: 1h}\n",
+			want: []string{"environments.production.smoke.timeout: 1h0m0s"}},
+		{name: "notify", yaml: good + "    notify: {url_env: DEPLOY_WEBHOOK_URL, timeout: 2s}\n"},
+		{name: "notify with the URL itself", yaml: good + "    notify: {url_env: \"https://hooks.example.com/T0K3N\"}\n",
+			want: []string{"environments.production.notify.url_env", "never the URL itself"}, hide: "T0K3N"},
+		{name: "notify with a url key", yaml: good + "    notify: {url: https://hooks.example.com/x}\n",
+			want: []string{"field url not found"}},
+		{name: "notify timeout", yaml: good + "    notify: {url_env: HOOK, timeout: 1m}\n",
+			want: []string{"environments.production.notify.timeout: 1m0s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,6 +105,9 @@ environments:
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
+			if tt.hide != "" && strings.Contains(err.Error(), tt.hide) {
+				t.Errorf("error %q shows %q", err, tt.hide)
+			}
 		})
 	}
 
@@ -97,6 +124,13 @@ environments:
 	}
 	if p := envs["production"]; p.Deadline != 15*time.Minute || p.History != 40 || !p.Protected {
 		t.Errorf("production: %+v", p)
+	}
+	withSmoke, err := parseEnvironments(strings.NewReader(good+"    smoke: {service: app}\n    notify: {url_env: HOOK}\n"), "envs.yml", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sm, n := withSmoke["production"].Smoke, withSmoke["production"].Notify; sm.Port != 8080 || sm.Path != "/" || sm.Timeout != DefaultSmokeTimeout || n.Timeout != DefaultNotifyTimeout {
+		t.Errorf("smoke and notify defaults: %+v %+v", sm, n)
 	}
 	if _, err := envs.Get("prod"); err == nil || !strings.Contains(err.Error(), "known: production, staging") {
 		t.Errorf("Get(prod) = %v, want an error listing the known environments", err)

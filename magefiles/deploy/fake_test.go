@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,15 +99,54 @@ next:
 	return client.ConfigListResult{Items: out}, nil
 }
 
+// SecretList honours name filters and label filters of the form
+// key=value, as the engine does; like the engine, it leaves the data out.
 func (f *fakeSwarm) SecretList(_ context.Context, o client.SecretListOptions) (client.SecretListResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	names := o.Filters["name"]
 	var out []swarm.Secret
+next:
 	for _, s := range f.secrets {
-		if len(names) == 0 || names[s.Spec.Name] {
-			out = append(out, s)
+		if len(names) > 0 && !names[s.Spec.Name] {
+			continue
 		}
+		for l := range o.Filters["label"] {
+			k, v, _ := strings.Cut(l, "=")
+			if s.Spec.Labels[k] != v {
+				continue next
+			}
+		}
+		s.Spec.Data = nil
+		out = append(out, s)
 	}
 	return client.SecretListResult{Items: out}, nil
+}
+
+func (f *fakeSwarm) SecretCreate(_ context.Context, o client.SecretCreateOptions) (client.SecretCreateResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.secrets {
+		if s.Spec.Name == o.Spec.Name {
+			return client.SecretCreateResult{}, cerrdefs.ErrConflict.WithMessage("secret " + o.Spec.Name + " already exists")
+		}
+	}
+	f.n++
+	id := "sec" + strconv.Itoa(f.n)
+	f.secrets = append(f.secrets, swarm.Secret{ID: id, Meta: swarm.Meta{CreatedAt: time.Now()}, Spec: o.Spec})
+	return client.SecretCreateResult{ID: id}, nil
+}
+
+func (f *fakeSwarm) SecretRemove(_ context.Context, id string, _ client.SecretRemoveOptions) (client.SecretRemoveResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, s := range f.secrets {
+		if s.ID == id || s.Spec.Name == id {
+			f.secrets = slices.Delete(f.secrets, i, i+1)
+			return client.SecretRemoveResult{}, nil
+		}
+	}
+	return client.SecretRemoveResult{}, cerrdefs.ErrNotFound.WithMessage("secret " + id + " not found")
 }
 
 func (f *fakeSwarm) ConfigsNamed(prefix string) []string {

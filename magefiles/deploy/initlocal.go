@@ -15,12 +15,13 @@ import (
 	"strings"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/internal/secret"
 )
 
 // DefaultRegistryImage is the registry deploy:init starts; REGISTRY_IMAGE
@@ -56,7 +57,7 @@ func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOpt
 				fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", cmpOr(o.RegistryImage, DefaultRegistryImage), RegistryContainer(env), env.Registry.Port)
 			}
 			for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
-				fmt.Fprintf(out, "Secret %s_%s: would be created\n", env.Stack, name)
+				fmt.Fprintf(out, "Secret %s: version 1 would be created\n", name)
 			}
 			fmt.Fprintln(out, "Dry run: nothing was changed.")
 			return nil
@@ -169,19 +170,16 @@ func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment,
 
 var secretRef = regexp.MustCompile(`\{\{([a-z0-9_]+)\}\}`)
 
-// ensureSecrets creates the init_secrets that do not exist yet. Values are
-// generated here and go nowhere else: not to the output, not to a file.
+// ensureSecrets creates version 1 of each init_secret that has no version
+// yet. Values are generated here and go nowhere else: not to the output,
+// not to a file.
 func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, out io.Writer, dryRun bool) error {
 	if len(env.InitSecrets) == 0 {
 		return nil
 	}
-	existing := map[string]bool{}
-	ss, err := api.SecretList(ctx, client.SecretListOptions{})
+	versions, err := listVersions(ctx, api, env.Stack)
 	if err != nil {
-		return fmt.Errorf("list secrets: %w", err)
-	}
-	for _, s := range ss.Items {
-		existing[s.Spec.Name] = true
+		return err
 	}
 	values := map[string]string{}
 	var resolve func(name string, seen []string) (string, error)
@@ -202,8 +200,8 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 			if ref == "random" {
 				return rand.Text() + rand.Text() // 52 characters, 260 random bits
 			}
-			if existing[env.Stack+"_"+ref] {
-				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s_%s, which exists and cannot be read back: remove it too, or create %s_%s yourself", name, env.Stack, ref, env.Stack, name))
+			if cur, ok := versions.Newest(ref); ok {
+				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s, whose version %s exists and cannot be read back: give %s yourself with go tool mage secrets:set %s %s", name, ref, cur.Name, name, env.Name, name))
 				return ""
 			}
 			rv, err := resolve(ref, append(seen, name))
@@ -217,24 +215,23 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 		return v, nil
 	}
 	for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
-		full := env.Stack + "_" + name
-		if existing[full] {
-			fmt.Fprintf(out, "Secret %s: exists\n", full)
+		if cur, ok := versions.Newest(name); ok {
+			fmt.Fprintf(out, "Secret %s: exists (%s)\n", name, cur.Name)
 			continue
 		}
 		if dryRun {
-			fmt.Fprintf(out, "Secret %s: would be created\n", full)
+			fmt.Fprintf(out, "Secret %s: version 1 would be created\n", name)
 			continue
 		}
 		v, err := resolve(name, nil)
 		if err != nil {
 			return err
 		}
-		spec := swarm.SecretSpec{Annotations: swarm.Annotations{Name: full, Labels: map[string]string{labelStack: env.Stack}}, Data: []byte(v)}
-		if _, err := api.SecretCreate(ctx, client.SecretCreateOptions{Spec: spec}); err != nil && !cerrdefs.IsConflict(err) {
-			return fmt.Errorf("create secret %s: %w", full, err)
+		made, err := SetSecret(ctx, api, env.Stack, name, secret.New(v))
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(out, "Secret %s: created (a generated value; it is not shown)\n", full)
+		fmt.Fprintf(out, "Secret %s: created %s (a generated value; it is not shown)\n", name, made.Name)
 	}
 	return nil
 }

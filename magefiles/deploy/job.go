@@ -19,9 +19,10 @@ import (
 // JobOptions describe a one-off task.
 type JobOptions struct {
 	Name     string   // the service name; an existing one (left by a killed run) is removed first
+	Stack    string   // labels the job as the stack's
 	Args     []string // replace the image's CMD: "migrate", "up"
 	Deadline time.Duration
-	Out      io.Writer // the job's output, each line prefixed
+	Out      io.Writer // the job's output, each line prefixed; nil: not printed
 	Auth     AuthFunc
 	Poll     time.Duration
 }
@@ -29,18 +30,22 @@ type JobOptions struct {
 // RunJob runs base's image once as a Swarm replicated-job with base's
 // networks, secrets, environment and placement, and args as its command.
 // It watches the task itself, with a deadline (docker service create
-// --detach=false hangs forever on a failing job, docker/cli#2979), prints
-// the task's output, and removes the job whatever happened.
-func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.ServiceSpec, o JobOptions) error {
+// --detach=false hangs forever on a failing job, docker/cli#2979), returns
+// (and prints) the task's output, and removes the job whatever happened.
+func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.ServiceSpec, o JobOptions) (string, error) {
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
 	}
 	one := uint64(1)
 	if err := removeService(cleanup, api, o.Name); err != nil {
-		return err
+		return "", err
+	}
+	labels := map[string]string{labelKind: "job"}
+	if o.Stack != "" {
+		labels[labelStack] = o.Stack
 	}
 	spec := swarm.ServiceSpec{
-		Annotations:  swarm.Annotations{Name: o.Name, Labels: map[string]string{labelKind: "job"}},
+		Annotations:  swarm.Annotations{Name: o.Name, Labels: labels},
 		TaskTemplate: base.TaskTemplate,
 		Mode:         swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}},
 	}
@@ -54,9 +59,18 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 	// task: the job keeps its placement, not its resources.
 	spec.TaskTemplate.Resources = nil
 	spec.TaskTemplate.ForceUpdate = 0
+	// The service's network aliases ("app") would make the job one of the
+	// addresses its name resolves to: clients (and a probe of tasks.app)
+	// would reach a container that serves nothing.
+	nets := make([]swarm.NetworkAttachmentConfig, len(base.TaskTemplate.Networks))
+	for i, n := range base.TaskTemplate.Networks {
+		n.Aliases = nil
+		nets[i] = n
+	}
+	spec.TaskTemplate.Networks = nets
 	r, err := createService(ctx, api, spec, o.Auth)
 	if err != nil {
-		return fmt.Errorf("create job %s: %w", o.Name, err)
+		return "", fmt.Errorf("create job %s: %w", o.Name, err)
 	}
 	defer func() {
 		_ = removeService(cleanup, api, r.ID)
@@ -70,7 +84,7 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 	for {
 		ts, err := api.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", r.ID)})
 		if err != nil {
-			return fmt.Errorf("tasks of job %s: %w", o.Name, err)
+			return "", fmt.Errorf("tasks of job %s: %w", o.Name, err)
 		}
 		done := false
 		for _, t := range ts.Items {
@@ -79,7 +93,7 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 				final, done = t, true
 			case swarm.TaskStatePending:
 				if t.Status.Err != "" && time.Since(start) >= unplaceableAfter {
-					return fmt.Errorf("job %s: no node can run it: %s", o.Name, t.Status.Err)
+					return "", fmt.Errorf("job %s: no node can run it: %s", o.Name, t.Status.Err)
 				}
 			}
 		}
@@ -88,34 +102,37 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("job %s: %w", o.Name, ctx.Err())
+			return "", fmt.Errorf("job %s: %w", o.Name, ctx.Err())
 		case <-deadline.C:
-			return fmt.Errorf("job %s: not finished within %s", o.Name, o.Deadline)
+			return "", fmt.Errorf("job %s: not finished within %s", o.Name, o.Deadline)
 		case <-time.After(o.Poll):
 		}
 	}
-	printJobLogs(ctx, api, r.ID, o.Out)
-	if final.Status.State != swarm.TaskStateComplete {
-		return fmt.Errorf("job %s %s", o.Name, taskError(final))
+	out := jobLogs(ctx, api, r.ID)
+	if o.Out != nil {
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			fmt.Fprintf(o.Out, "  | %s\n", sc.Text())
+		}
 	}
-	return nil
+	if final.Status.State != swarm.TaskStateComplete {
+		return out, fmt.Errorf("job %s %s", o.Name, taskError(final))
+	}
+	return out, nil
 }
 
-func printJobLogs(ctx context.Context, api client.APIClient, id string, out io.Writer) {
+// jobLogs reads a job's output, stdout and stderr together.
+func jobLogs(ctx context.Context, api client.APIClient, id string) string {
 	rc, err := api.ServiceLogs(ctx, id, client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "200"})
 	if err != nil {
-		fmt.Fprintf(out, "  (no output: %v)\n", err)
-		return
+		return fmt.Sprintf("(no output: %v)\n", err)
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
 	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
-		fmt.Fprintf(out, "  (output cut short: %v)\n", err)
+		fmt.Fprintf(&buf, "(output cut short: %v)\n", err)
 	}
-	sc := bufio.NewScanner(&buf)
-	for sc.Scan() {
-		fmt.Fprintf(out, "  | %s\n", strings.TrimRight(sc.Text(), "\r"))
-	}
+	return strings.ReplaceAll(buf.String(), "\r\n", "\n")
 }
 
 func removeService(ctx context.Context, api client.APIClient, id string) error {

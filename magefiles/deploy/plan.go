@@ -50,6 +50,9 @@ type Plan struct {
 	Services       []ServiceChange
 	CreateNetworks []string
 	CreateConfigs  []string
+	// Migrations are the release's pending migrations, when a deploy
+	// changes the release's image; nil otherwise.
+	Migrations *Migrations
 	// specs of networks and configs to create, by name
 	networks map[string]client.NetworkCreateOptions
 	configs  map[string]swarm.ConfigSpec
@@ -416,6 +419,7 @@ func (p *Plan) Print(w io.Writer) {
 			}
 		}
 	}
+	p.Migrations.Print(w)
 	if p.Empty() {
 		fmt.Fprintln(w, "  nothing to change")
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -70,8 +71,12 @@ func desiredFixture(t *testing.T, tag, digest string, extra ...string) *Desired 
 	}
 	api := newFakeSwarm()
 	api.secrets = []swarm.Secret{
-		{ID: "ykshg8xfwin31f4etc5z5btmz", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "svc_database_url"}}},
-		{ID: "gheraihwb64zf8w5dq6tubj52", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "svc_postgres_password"}}},
+		versionedSecret("ykshg8xfwin31f4etc5z5btmz", "svc", "database_url", 1),
+		versionedSecret("gheraihwb64zf8w5dq6tubj52", "svc", "postgres_password", 1),
+	}
+	var cs Checks
+	if !st.bindSecrets(VersionsOf("svc", api.secrets), &Live{}, &cs) {
+		t.Fatal(cs.Err())
 	}
 	desired, err := st.Convert(t.Context(), api)
 	if err != nil {
@@ -82,6 +87,14 @@ func desiredFixture(t *testing.T, tag, digest string, extra ...string) *Desired 
 		t.Fatal(err)
 	}
 	return desired
+}
+
+// versionedSecret is version n of a logical secret as secrets:set makes it.
+func versionedSecret(id, stack, logical string, n int) swarm.Secret {
+	return swarm.Secret{ID: id, Spec: swarm.SecretSpec{Annotations: swarm.Annotations{
+		Name:   SecretName(stack, logical, n),
+		Labels: map[string]string{labelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n)},
+	}}}
 }
 
 // Plans against a stack captured from a real Swarm, compared with golden

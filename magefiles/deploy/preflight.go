@@ -76,22 +76,6 @@ func checkManager(ctx context.Context, api client.APIClient, ep string, cs *Chec
 	return true
 }
 
-// checkSecrets checks that every secret the services use exists.
-func checkSecrets(names []string, live *Live, env string, cs *Checks) bool {
-	var missing []string
-	for _, n := range names {
-		if _, ok := live.Secrets[n]; !ok {
-			missing = append(missing, n)
-		}
-	}
-	if len(missing) > 0 {
-		cs.Add("secrets", "", fmt.Errorf("missing %s: create each with: printf '%%s' \"$VALUE\" | docker secret create NAME - (against environment %s's endpoint)", strings.Join(missing, ", "), env))
-		return false
-	}
-	cs.Add("secrets", fmt.Sprintf("%d present (%s)", len(names), strings.Join(names, ", ")), nil)
-	return true
-}
-
 // checkNodes checks that nodes are ready and that each service's placement
 // constraints match at least one of them.
 func checkNodes(ctx context.Context, api client.APIClient, services map[string]swarm.ServiceSpec, cs *Checks) {

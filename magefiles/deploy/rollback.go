@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/moby/moby/api/types/swarm"
 )
 
 // Rollback puts back a recorded release: with to empty, the last
@@ -59,26 +57,12 @@ func (d *Deployer) Rollback(ctx context.Context, to string, dryRun bool) error {
 }
 
 // relinkSecrets points the recorded specs' secret references at the
-// secrets of those names that exist now: a rollback restores code, not old
-// credentials.
+// newest version of each logical secret: a rollback restores code, not old
+// credentials (they may have been revoked or pruned since).
 func (d *Deployer) relinkSecrets(desired *Desired, live *Live, cs *Checks) bool {
-	need := map[string]bool{}
-	for name, spec := range desired.Services {
-		cspec := *spec.TaskTemplate.ContainerSpec
-		refs := make([]*swarm.SecretReference, len(cspec.Secrets))
-		for i, r := range cspec.Secrets {
-			c := *r
-			need[c.SecretName] = true
-			if s, ok := live.Secrets[c.SecretName]; ok {
-				c.SecretID = s.ID
-			}
-			refs[i] = &c
-		}
-		cspec.Secrets = refs
-		spec.TaskTemplate.ContainerSpec = &cspec
-		desired.Services[name] = spec
-	}
-	return checkSecrets(slices.Sorted(maps.Keys(need)), live, d.Env.Name, cs)
+	versions := VersionsOf(d.Env.Stack, slices.Collect(maps.Values(live.Secrets)))
+	need := relink(d.Env.Stack, desired.Services, versions)
+	return checkSecrets(desired.Services, need, live, d.Env.Name, cs)
 }
 
 // PickRollback chooses the record a rollback goes back to.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/client"
 
+	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/dockerimage"
 	"github.com/fractionate/service-template/magefiles/gitinfo"
 	"github.com/fractionate/service-template/magefiles/release"
@@ -92,6 +93,9 @@ func Open(ctx context.Context, s Setup, name string) (*Deployer, *Connection, er
 			}
 			return c.Client, func() { _ = c.Close() }, nil
 		},
+	}
+	if env.Notify != nil {
+		d.Webhook = secret.New(s.Getenv(env.Notify.URLEnv))
 	}
 	return d, conn, nil
 }

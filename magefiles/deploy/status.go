@@ -2,10 +2,12 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -71,6 +73,7 @@ func (d *Deployer) Status(ctx context.Context, w io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(w, "\nRUNNING counts tasks Swarm reports running; a task with a health check is running only once it passed. CURRENT counts those of the service's current spec.")
+		d.printSchema(ctx, w, live)
 	}
 	records, err := History{API: d.API, Stack: d.Env.Stack}.List(ctx)
 	if err != nil {
@@ -103,4 +106,92 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// printSchema shows, per task of each service running the environment's
+// image, the release it reports and the schema version it expects and
+// finds (its /version), asked by a job from that service's own image on
+// the stack's network: the image has no curl, and the deploying machine
+// cannot reach the overlay network.
+func (d *Deployer) printSchema(ctx context.Context, w io.Writer, live *Live) {
+	var names []string
+	for _, name := range slices.Sorted(maps.Keys(live.Services)) {
+		spec := live.Services[name].Spec
+		if ImageOf(spec).Repository == d.Env.Image && spec.Mode.Replicated != nil && spec.Mode.Replicated.Replicas != nil && *spec.Mode.Replicated.Replicas > 0 {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nSchema, as each task's /version reports it (asked by a one-off job on the stack's network):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tTASK\tRELEASE\tEXPECTS\tDATABASE\tNOTE")
+	for _, name := range names {
+		spec := live.Services[name].Spec
+		u := fmt.Sprintf("http://tasks.%s:%d/version", name, appPort(d.Env, name, spec))
+		out, err := RunJob(ctx, d.bg(), d.API, spec, JobOptions{
+			Name: jobName(d.Env.Stack, "status"), Stack: d.Env.Stack, Args: []string{"probe", "-all", u},
+			Deadline: time.Minute, Auth: d.Auth, Poll: d.Poll,
+		})
+		rs := parseProbe(out)
+		if len(rs) == 0 {
+			why := "no answer"
+			if err != nil {
+				why = err.Error() + lastLine(out)
+			}
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tunknown: %s\n", name, why)
+			continue
+		}
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t%s\n", name, schemaRow(r))
+		}
+	}
+	_ = tw.Flush()
+}
+
+// schemaRow is one task's columns after SERVICE.
+func schemaRow(r probeResult) string {
+	task := cmpOr(r.Address, r.URL)
+	var v struct {
+		Version string `json:"version"`
+		Schema  *struct {
+			Expected int64  `json:"expected"`
+			Database *int64 `json:"database"`
+			Error    string `json:"error"`
+		} `json:"schema"`
+	}
+	switch {
+	case r.Error != "":
+		return fmt.Sprintf("%s\t-\t-\t-\t%s", task, r.Error)
+	case r.Status != 200 || json.Unmarshal(r.Body, &v) != nil:
+		return fmt.Sprintf("%s\t-\t-\t-\t/version answered %d", task, r.Status)
+	case v.Schema == nil:
+		return fmt.Sprintf("%s\t%s\t-\t-\ta release that does not report its schema", task, v.Version)
+	case v.Schema.Database == nil:
+		return fmt.Sprintf("%s\t%s\t%d\t?\tthe database cannot be read: %s", task, v.Version, v.Schema.Expected, v.Schema.Error)
+	}
+	note := "in step"
+	switch db := *v.Schema.Database; {
+	case db < v.Schema.Expected:
+		note = "behind: migrations this release needs are not applied"
+	case db > v.Schema.Expected:
+		note = "ahead: the database has migrations this release does not know (a rollback; expand/contract keeps that safe)"
+	}
+	return fmt.Sprintf("%s\t%s\t%d\t%d\t%s", task, v.Version, v.Schema.Expected, *v.Schema.Database, note)
+}
+
+// appPort is the port the app listens on in its containers: the smoke
+// check's when it names this service, else HTTP_PORT in its environment,
+// else the service's default, 8080.
+func appPort(env *Environment, name string, spec swarm.ServiceSpec) int {
+	if env.Smoke != nil && env.Smoke.Service == name {
+		return env.Smoke.Port
+	}
+	if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
+		if p, err := strconv.Atoi(envMap(cs.Env)["HTTP_PORT"]); err == nil && p > 0 {
+			return p
+		}
+	}
+	return DefaultSmokePort
 }

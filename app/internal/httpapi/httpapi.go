@@ -37,13 +37,34 @@ type Readiness interface {
 	Check(ctx context.Context) map[string]error
 }
 
+// Schema tells the schema version the service expects (the highest
+// migration it embeds) from the one the database is at, so a deploy can
+// show a release running against a schema it does not know.
+type Schema interface {
+	Expected() int64
+	Current(ctx context.Context) (int64, error)
+}
+
 // Deps are the handler's collaborators.
 type Deps struct {
 	Log          *slog.Logger
 	Notes        NoteStore
 	Ready        Readiness
 	Build        buildinfo.Info
+	Schema       Schema // nil: /version leaves the schema out
 	MaxBodyBytes int64
+}
+
+// versionBody is what /version answers.
+type versionBody struct {
+	buildinfo.Info
+	Schema *schemaBody `json:"schema,omitempty"`
+}
+
+type schemaBody struct {
+	Expected int64  `json:"expected"`
+	Database *int64 `json:"database"`        // null when it could not be read
+	Error    string `json:"error,omitempty"` // a short cause, as /ready gives
 }
 
 // Route is one method and path the service answers.
@@ -78,8 +99,20 @@ func routes(d Deps) []Route {
 			}
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": causes})
 		}},
-		{"GET", "/version", func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusOK, d.Build)
+		{"GET", "/version", func(w http.ResponseWriter, r *http.Request) {
+			body := versionBody{Info: d.Build}
+			if d.Schema != nil {
+				body.Schema = &schemaBody{Expected: d.Schema.Expected()}
+				// /version answers 200 whatever the database does: it says
+				// what runs, and the deploy's smoke check reads it.
+				if v, err := d.Schema.Current(r.Context()); err != nil {
+					body.Schema.Error = health.Cause(err)
+					d.Log.WarnContext(r.Context(), "schema version unreadable", "error", err.Error(), "request_id", requestID(r.Context()))
+				} else {
+					body.Schema.Database = &v
+				}
+			}
+			writeJSON(w, http.StatusOK, body)
 		}},
 		{"GET", "/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/yaml")

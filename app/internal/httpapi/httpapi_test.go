@@ -165,14 +165,28 @@ var exchanges = []exchange{
 }
 
 func newHandler(store httpapi.NoteStore, ready httpapi.Readiness, log io.Writer) http.Handler {
+	return newHandlerWith(store, ready, schema{expected: 2, current: 2}, log)
+}
+
+func newHandlerWith(store httpapi.NoteStore, ready httpapi.Readiness, sc httpapi.Schema, log io.Writer) http.Handler {
 	return httpapi.New(httpapi.Deps{
 		Log:          slog.New(slog.NewJSONHandler(log, nil)),
 		Notes:        store,
 		Ready:        ready,
 		Build:        buildinfo.Info{Version: "v9.9.9", Commit: "abc1234", Date: "2026-01-01T00:00:00Z"},
+		Schema:       sc,
 		MaxBodyBytes: 65536,
 	})
 }
+
+// schema is a stand-in for the database's schema version.
+type schema struct {
+	expected, current int64
+	err               error
+}
+
+func (s schema) Expected() int64                        { return s.expected }
+func (s schema) Current(context.Context) (int64, error) { return s.current, s.err }
 
 func runExchanges(t *testing.T, h http.Handler) {
 	s := loadSpec(t)
@@ -223,6 +237,41 @@ func TestReady(t *testing.T) {
 			newHandler(&memStore{}, tt.failures, io.Discard).ServeHTTP(rec, req)
 			if rec.Code != tt.want || !strings.Contains(rec.Body.String(), tt.wantBody) {
 				t.Fatalf("got %d %s, want %d %s", rec.Code, rec.Body, tt.want, tt.wantBody)
+			}
+			s.check(t, req, nil, rec)
+		})
+	}
+}
+
+// TestVersionReportsSchema: /version says which schema the build expects
+// and which the database is at; an unreadable database is a short cause,
+// never a failed /version.
+func TestVersionReportsSchema(t *testing.T) {
+	s := loadSpec(t)
+	tests := []struct {
+		name     string
+		schema   httpapi.Schema
+		wantBody string
+		wantLog  string
+	}{
+		{"in step", schema{expected: 3, current: 3}, `"schema":{"expected":3,"database":3}`, ""},
+		{"database behind: a migration is pending", schema{expected: 3, current: 2}, `"schema":{"expected":3,"database":2}`, ""},
+		{"database ahead: after a rollback", schema{expected: 2, current: 3}, `"schema":{"expected":2,"database":3}`, ""},
+		{"database down", schema{expected: 3, err: fmt.Errorf("dial: %w", syscall.ECONNREFUSED)},
+			`"schema":{"expected":3,"database":null,"error":"connection refused"}`, "schema version unreadable"},
+		{"no schema", nil, `{"version":"v9.9.9","commit":"abc1234","date":"2026-01-01T00:00:00Z"}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			req := httptest.NewRequest(http.MethodGet, "/version", nil)
+			rec := httptest.NewRecorder()
+			newHandlerWith(&memStore{}, readiness{}, tt.schema, &logs).ServeHTTP(rec, req)
+			if rec.Code != 200 || !strings.Contains(rec.Body.String(), tt.wantBody) {
+				t.Fatalf("got %d %s, want 200 with %s", rec.Code, rec.Body, tt.wantBody)
+			}
+			if tt.wantLog != "" && !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("log %q does not say %q", logs.String(), tt.wantLog)
 			}
 			s.check(t, req, nil, rec)
 		})

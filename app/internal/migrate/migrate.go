@@ -12,7 +12,9 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -188,3 +190,41 @@ func done(op string, rs []*goose.MigrationResult, err error) ([]Result, error) {
 }
 
 func baseName(p string) string { return path.Base(p) }
+
+// Latest is the highest version among the migrations in fsys: the schema
+// version a binary embedding them expects. 0 when there are none.
+func Latest(fsys fs.FS) (int64, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return 0, fmt.Errorf("list migrations: %w", err)
+	}
+	var latest int64
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		v, err := goose.NumericComponent(e.Name())
+		if err != nil {
+			return 0, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
+}
+
+// DatabaseVersion reads the version the database is at, as goose records
+// it, with one query: unlike Migrator.Version it neither takes the
+// migration lock (a running migration would hold the caller for its whole
+// length) nor creates the version table. A database never migrated is at 0.
+func DatabaseVersion(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var v sql.NullInt64
+	err := pool.QueryRow(ctx, "SELECT max(version_id) FROM "+goose.DefaultTablename).Scan(&v)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the schema version: %w", err)
+	}
+	return v.Int64, nil
+}

@@ -242,3 +242,67 @@ func TestIntegrationDownToNeverApplies(t *testing.T) {
 		t.Fatalf("DownTo(0) = %+v, %v", rs, err)
 	}
 }
+
+func TestLatest(t *testing.T) {
+	tests := []struct {
+		name    string
+		fsys    fstest.MapFS
+		want    int64
+		wantErr string
+	}{
+		{"none", fstest.MapFS{}, 0, ""},
+		{"highest wins, order of files aside", fstest.MapFS{
+			"00002_b.sql": {}, "00010_c.sql": {}, "00001_a.sql": {}, "README.md": {},
+		}, 10, ""},
+		{"a file without a number", fstest.MapFS{"add_users.sql": {}}, 0, "migration add_users.sql"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := migrate.Latest(tt.fsys)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Latest = %d, %v; want an error naming %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Latest = %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+	// The repository's own: what the service reports it expects.
+	if v, err := migrate.Latest(migrations.FS); err != nil || v < 1 {
+		t.Errorf("Latest(migrations.FS) = %d, %v", v, err)
+	}
+}
+
+// TestIntegrationDatabaseVersion reads the version without goose: 0 before
+// the version table exists, then what goose recorded, up and down.
+func TestIntegrationDatabaseVersion(t *testing.T) {
+	url := dbtest.NewDatabase(t, false)
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if v, err := migrate.DatabaseVersion(t.Context(), pool); err != nil || v != 0 {
+		t.Fatalf("before any migration: %d, %v; want 0", v, err)
+	}
+	m, err := migrate.New(open(t, url), migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, _ := migrate.Latest(migrations.FS)
+	if _, err := m.Up(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := migrate.DatabaseVersion(t.Context(), pool); err != nil || v != latest {
+		t.Fatalf("after up: %d, %v; want %d", v, err, latest)
+	}
+	if _, err := m.Down(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := migrate.DatabaseVersion(t.Context(), pool); err != nil || v != latest-1 {
+		t.Fatalf("after down: %d, %v; want %d", v, err, latest-1)
+	}
+}

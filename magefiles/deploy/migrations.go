@@ -1,0 +1,109 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Migrations is what a deploy's plan says of the release's migrations,
+// asked of the database by a job running the release's `app migrate
+// status` on the stack's network with its secrets (the deploying machine
+// never opens the database's port).
+type Migrations struct {
+	Asked   bool     // the job answered
+	Applied []string // migration files the database has, of those the release knows
+	Pending []string // the release's files the database lacks, in order
+	Note    string   // why the database was not asked, or what went wrong
+	Took    time.Duration
+}
+
+// statusLine is one line of `app migrate status`: "pending  00003_x.sql".
+var statusLine = regexp.MustCompile(`^(applied|pending)\s+(\S+\.sql)\s*$`)
+
+// ParseMigrateStatus reads `app migrate status` output; lines that are not
+// status lines (logs) are skipped.
+func ParseMigrateStatus(out string) (applied, pending []string) {
+	for _, line := range strings.Split(out, "\n") {
+		m := statusLine.FindStringSubmatch(strings.TrimSpace(line))
+		switch {
+		case m == nil:
+		case m[1] == "applied":
+			applied = append(applied, m[2])
+		default:
+			pending = append(pending, m[2])
+		}
+	}
+	return applied, pending
+}
+
+// askMigrations asks the database which of the release's migrations are
+// pending, by a job from the release's image. nil when the plan runs no
+// migration (the release's image does not change, or a rollback).
+func (d *Deployer) askMigrations(ctx context.Context, plan *Plan) *Migrations {
+	deps, app := splitByImage(plan.Touched(), d.Env.Image)
+	base, ok := migrationBase(app, d.Env.Image)
+	if !ok {
+		return nil
+	}
+	for _, c := range deps {
+		if c.Action == Create {
+			return &Migrations{Note: fmt.Sprintf("service %s is created by this deploy: every migration of the release is pending", c.Name)}
+		}
+	}
+	if len(plan.CreateNetworks) > 0 {
+		return &Migrations{Note: "the stack's networks are created by this deploy: every migration of the release is pending"}
+	}
+	start := time.Now()
+	out, err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
+		Name: jobName(plan.Stack, "migrate-status"), Stack: plan.Stack, Args: []string{"migrate", "status"},
+		Deadline: min(d.Env.Deadline, 2*time.Minute), Auth: d.Auth, Poll: d.Poll,
+	})
+	m := &Migrations{Took: time.Since(start)}
+	if err != nil {
+		m.Note = fmt.Sprintf("the status job failed (%v)%s", err, lastLine(out))
+		return m
+	}
+	m.Asked = true
+	m.Applied, m.Pending = ParseMigrateStatus(out)
+	if len(m.Applied)+len(m.Pending) == 0 {
+		m.Asked, m.Note = false, "the status job listed no migration"+lastLine(out)
+	}
+	return m
+}
+
+// Print writes the plan's migration line.
+func (m *Migrations) Print(w io.Writer) {
+	if m == nil {
+		return
+	}
+	switch {
+	case !m.Asked:
+		fmt.Fprintf(w, "  migrations  unknown: %s; app migrate up runs once before the release's services change\n", m.Note)
+	case len(m.Pending) == 0:
+		fmt.Fprintf(w, "  migrations  none pending (%d applied; asked in %s); no migration job runs\n", len(m.Applied), m.Took.Round(100*time.Millisecond))
+	default:
+		fmt.Fprintf(w, "  migrations  %d pending (asked in %s), applied once before the release's services change:\n", len(m.Pending), m.Took.Round(100*time.Millisecond))
+		for _, p := range m.Pending {
+			fmt.Fprintf(w, "              %s\n", p)
+		}
+	}
+}
+
+// jobName is a job's service name: unique, since jobs outside the lock
+// (a dry run's, deploy:status's) may run side by side.
+func jobName(stack, what string) string {
+	return fmt.Sprintf("%s_%s-%s", stack, what, strings.ToLower(rand.Text()[:6]))
+}
+
+func lastLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
+		return ": " + l
+	}
+	return ""
+}

@@ -1,0 +1,465 @@
+package deploy
+
+// Versioned secrets. Swarm secrets are immutable (moby#29882): a new value
+// is a new secret, and a service moves to it with an update. The stack
+// files name a logical secret (database_url); the Swarm holds its versions
+// as <stack>_<logical>_v<N>, labelled with the stack, the logical name and
+// N, and a deploy maps each logical secret to its newest version. N is a
+// counter, not a hash of the value: a short hash of a weak password in a
+// name anyone with API access can list would let them brute-force it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/internal/secret"
+)
+
+const (
+	labelSecret        = labelPrefix + "secret"         // the logical name
+	labelSecretVersion = labelPrefix + "secret-version" // N
+)
+
+// MaxSecretSize is the largest value Swarm stores in a secret.
+const MaxSecretSize = 500 * 1024
+
+// logicalName is what a logical secret may be called: a compose key that
+// makes a valid Swarm name once prefixed.
+var logicalName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+
+// SecretName is the Swarm name of version n of a logical secret.
+func SecretName(stack, logical string, n int) string {
+	return fmt.Sprintf("%s_%s_v%d", stack, logical, n)
+}
+
+// SecretVersion is one version of a logical secret, as the Swarm has it.
+type SecretVersion struct {
+	Logical string
+	N       int
+	Name    string // the Swarm secret's name
+	ID      string
+	Created time.Time
+}
+
+// SecretVersions are a stack's secret versions by logical name, newest
+// first.
+type SecretVersions map[string][]SecretVersion
+
+// VersionsOf picks the versions of stack's secrets out of the Swarm's
+// secrets, by their labels.
+func VersionsOf(stack string, secrets []swarm.Secret) SecretVersions {
+	out := SecretVersions{}
+	for _, s := range secrets {
+		l := s.Spec.Labels
+		if l[labelStack] != stack || l[labelSecret] == "" {
+			continue
+		}
+		n, err := strconv.Atoi(l[labelSecretVersion])
+		if err != nil || n < 1 {
+			continue // not one of ours, whatever its labels say
+		}
+		out[l[labelSecret]] = append(out[l[labelSecret]], SecretVersion{
+			Logical: l[labelSecret], N: n, Name: s.Spec.Name, ID: s.ID, Created: s.CreatedAt,
+		})
+	}
+	for k := range out {
+		slices.SortFunc(out[k], func(a, b SecretVersion) int { return b.N - a.N })
+	}
+	return out
+}
+
+// Newest is the version a deploy uses.
+func (v SecretVersions) Newest(logical string) (SecretVersion, bool) {
+	if len(v[logical]) == 0 {
+		return SecretVersion{}, false
+	}
+	return v[logical][0], true
+}
+
+// LogicalOf names the logical secret behind a Swarm secret name of stack:
+// <stack>_<logical>_v<N>, or <stack>_<logical> as deploys before versioning
+// named them. ok is false for a name of another stack's or a name the
+// stack files give explicitly.
+func LogicalOf(stack, name string) (logical string, n int, ok bool) {
+	rest, found := strings.CutPrefix(name, stack+"_")
+	if !found || rest == "" {
+		return "", 0, false
+	}
+	if i := strings.LastIndex(rest, "_v"); i > 0 {
+		if n, err := strconv.Atoi(rest[i+2:]); err == nil && n > 0 {
+			return rest[:i], n, true
+		}
+	}
+	return rest, 0, true
+}
+
+// listVersions reads stack's secret versions from the Swarm.
+func listVersions(ctx context.Context, api client.APIClient, stack string) (SecretVersions, error) {
+	ss, err := api.SecretList(ctx, client.SecretListOptions{Filters: client.Filters{}.Add("label", labelStack+"="+stack)})
+	if err != nil {
+		return nil, fmt.Errorf("list the secrets of stack %s: %w", stack, err)
+	}
+	return VersionsOf(stack, ss.Items), nil
+}
+
+// CheckSecretValue refuses what Swarm would refuse, or what is surely a
+// mistake, saying so without quoting the value.
+func CheckSecretValue(v secret.Value) error {
+	switch n := len(v.Reveal()); {
+	case n == 0:
+		return errors.New("the value is empty: give it on standard input")
+	case n > MaxSecretSize:
+		return fmt.Errorf("the value is %d bytes; Swarm keeps at most %d", n, MaxSecretSize)
+	}
+	return nil
+}
+
+// SetSecret creates the next version of logical in stack and returns it.
+// The value goes to the engine and nowhere else.
+func SetSecret(ctx context.Context, api client.APIClient, stack, logical string, v secret.Value) (SecretVersion, error) {
+	if !logicalName.MatchString(logical) {
+		return SecretVersion{}, fmt.Errorf("secret name %q: want letters, digits, '_', '.' or '-', at most 64", logical)
+	}
+	if err := CheckSecretValue(v); err != nil {
+		return SecretVersion{}, fmt.Errorf("secret %s: %w", logical, err)
+	}
+	versions, err := listVersions(ctx, api, stack)
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	n := 1
+	if cur, ok := versions.Newest(logical); ok {
+		n = cur.N + 1
+	}
+	name := SecretName(stack, logical, n)
+	spec := swarm.SecretSpec{
+		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{
+			labelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n),
+		}},
+		Data: []byte(v.Reveal()),
+	}
+	r, err := api.SecretCreate(ctx, client.SecretCreateOptions{Spec: spec})
+	if cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err) {
+		return SecretVersion{}, fmt.Errorf("create secret %s: it exists (another secrets:set at the same moment?); run it again", name)
+	}
+	if err != nil {
+		return SecretVersion{}, fmt.Errorf("create secret %s: %w", name, err)
+	}
+	return SecretVersion{Logical: logical, N: n, Name: name, ID: r.ID, Created: time.Now()}, nil
+}
+
+// bindSecrets points the stack's logical secrets at their newest versions
+// and adds the preflight line; false when one has none. Secrets the files
+// name explicitly (secrets.x.name) must exist under that name.
+func (st *Stack) bindSecrets(versions SecretVersions, live *Live, cs *Checks) bool {
+	used := map[string]bool{}
+	for _, s := range st.Config.Services {
+		for _, ref := range s.Secrets {
+			used[ref.Source] = true
+		}
+	}
+	var found, missing, absent []string
+	for _, k := range slices.Sorted(maps.Keys(used)) {
+		sc, ok := st.Config.Secrets[k]
+		if !ok || !sc.External.External {
+			continue // the loader has already refused it
+		}
+		if sc.Name != k {
+			if _, ok := live.Secrets[sc.Name]; !ok {
+				absent = append(absent, sc.Name)
+			} else {
+				found = append(found, sc.Name)
+			}
+			continue
+		}
+		v, ok := versions.Newest(k)
+		if !ok {
+			missing = append(missing, k)
+			continue
+		}
+		sc.Name = v.Name
+		st.Config.Secrets[k] = sc
+		found = append(found, fmt.Sprintf("%s v%d", k, v.N))
+	}
+	var errs []string
+	if len(missing) > 0 {
+		hint := ""
+		for _, k := range missing {
+			if _, ok := live.Secrets[st.Env.Stack+"_"+k]; ok {
+				hint = fmt.Sprintf("; %s_%s is an unversioned secret from before versioning: give its value again with secrets:set", st.Env.Stack, k)
+			}
+		}
+		errs = append(errs, fmt.Sprintf("no version of %s: create each with go tool mage secrets:set %s NAME (the value is read from standard input)%s",
+			strings.Join(missing, ", "), st.Env.Name, hint))
+	}
+	if len(absent) > 0 {
+		errs = append(errs, fmt.Sprintf("missing %s (named explicitly in the stack files): create each with printf '%%s' \"$VALUE\" | docker secret create NAME - (against environment %s's endpoint)",
+			strings.Join(absent, ", "), st.Env.Name))
+	}
+	if len(errs) > 0 {
+		cs.Add("secrets", "", errors.New(strings.Join(errs, "; ")))
+		return false
+	}
+	cs.Add("secrets", fmt.Sprintf("%d present (%s)", len(found), strings.Join(found, ", ")), nil)
+	return true
+}
+
+// LogicalSecrets are the external secrets env's stack files declare
+// without an explicit name: the ones secrets:set versions.
+func LogicalSecrets(env *Environment, getenv func(string) (string, bool)) ([]string, error) {
+	st, err := LoadStack(env, Release{Repository: env.Image, Tag: "v0.0.0"}, getenv)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k, sc := range st.Config.Secrets {
+		if sc.External.External && sc.Name == k {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// relink points every secret reference of specs whose logical secret is
+// in only (all when only is empty) at that secret's newest version, and
+// returns the Swarm names the specs then need. A recorded release restores
+// code, never old credentials: the old version may have been revoked or
+// pruned since.
+func relink(stack string, specs map[string]swarm.ServiceSpec, versions SecretVersions, only ...string) []string {
+	need := map[string]bool{}
+	for name, spec := range specs {
+		cspec := *spec.TaskTemplate.ContainerSpec
+		refs := make([]*swarm.SecretReference, len(cspec.Secrets))
+		for i, r := range cspec.Secrets {
+			c := *r
+			if logical, _, ok := LogicalOf(stack, c.SecretName); ok && (len(only) == 0 || slices.Contains(only, logical)) {
+				if v, ok := versions.Newest(logical); ok {
+					c.SecretName, c.SecretID = v.Name, v.ID
+				}
+			}
+			need[c.SecretName] = true
+			refs[i] = &c
+		}
+		// Sorted by name as the docker CLI's converter does: an order
+		// change alone would restart the tasks.
+		slices.SortStableFunc(refs, func(a, b *swarm.SecretReference) int { return strings.Compare(a.SecretName, b.SecretName) })
+		cspec.Secrets = refs
+		spec.TaskTemplate.ContainerSpec = &cspec
+		specs[name] = spec
+	}
+	return slices.Sorted(maps.Keys(need))
+}
+
+// checkSecrets checks that every secret the specs name exists, and points
+// the references at the live IDs.
+func checkSecrets(specs map[string]swarm.ServiceSpec, names []string, live *Live, env string, cs *Checks) bool {
+	var missing []string
+	for _, n := range names {
+		if _, ok := live.Secrets[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		cs.Add("secrets", "", fmt.Errorf("missing %s: create a version with go tool mage secrets:set %s NAME (the value is read from standard input)", strings.Join(missing, ", "), env))
+		return false
+	}
+	for name, spec := range specs {
+		cspec := *spec.TaskTemplate.ContainerSpec
+		refs := make([]*swarm.SecretReference, len(cspec.Secrets))
+		for i, r := range cspec.Secrets {
+			c := *r
+			c.SecretID = live.Secrets[c.SecretName].ID
+			refs[i] = &c
+		}
+		cspec.Secrets = refs
+		spec.TaskTemplate.ContainerSpec = &cspec
+		specs[name] = spec
+	}
+	cs.Add("secrets", fmt.Sprintf("%d present (%s)", len(names), strings.Join(names, ", ")), nil)
+	return true
+}
+
+// secretUsers maps each secret ID to the services whose specs use it, by
+// name without the stack prefix for the stack's own.
+func secretUsers(ctx context.Context, api client.APIClient, stack string) (map[string][]string, error) {
+	ss, err := api.ServiceList(ctx, client.ServiceListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	users := map[string][]string{}
+	for _, s := range ss.Items {
+		cs := s.Spec.TaskTemplate.ContainerSpec
+		if cs == nil {
+			continue
+		}
+		for _, r := range cs.Secrets {
+			users[r.SecretID] = append(users[r.SecretID], strings.TrimPrefix(s.Spec.Name, stack+"_"))
+		}
+	}
+	for k := range users {
+		slices.Sort(users[k])
+		users[k] = slices.Compact(users[k])
+	}
+	return users, nil
+}
+
+// ListSecrets prints env's logical secrets: every version, when it was
+// made, and which services use it. Never a value: the Engine API does not
+// give them back.
+func (d *Deployer) ListSecrets(ctx context.Context, w io.Writer) error {
+	versions, err := listVersions(ctx, d.API, d.Env.Stack)
+	if err != nil {
+		return err
+	}
+	users, err := secretUsers(ctx, d.API, d.Env.Stack)
+	if err != nil {
+		return err
+	}
+	declared, err := LogicalSecrets(d.Env, d.Lookup)
+	if err != nil {
+		return err
+	}
+	names := map[string]bool{}
+	for _, k := range declared {
+		names[k] = true
+	}
+	for k := range versions {
+		names[k] = true
+	}
+	fmt.Fprintf(w, "Secrets of %s (stack %s); a deploy uses the newest version of each\n\n", d.Env.Name, d.Env.Stack)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SECRET\tVERSION\tCREATED\tUSED BY\tNOTE")
+	for _, k := range slices.Sorted(maps.Keys(names)) {
+		if len(versions[k]) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tno version: go tool mage secrets:set %s %s\n", k, d.Env.Name, k)
+			continue
+		}
+		for i, v := range versions[k] {
+			var notes []string
+			if i == 0 {
+				notes = append(notes, "newest: deploys use it")
+			}
+			if !slices.Contains(declared, k) {
+				notes = append(notes, "not in the stack files")
+			}
+			by := strings.Join(users[v.ID], ", ")
+			fmt.Fprintf(tw, "%s\tv%d\t%s\t%s\t%s\n", k, v.N, v.Created.Local().Format(time.DateTime), cmpOr(by, "-"), strings.Join(notes, "; "))
+		}
+	}
+	return tw.Flush()
+}
+
+// PruneSecrets removes the versions of env's secrets that no service uses,
+// keeping the newest keep of each whatever uses them, under the deploy lock
+// (a restore in progress may need an older version). With dryRun it only
+// says what it would remove.
+func (d *Deployer) PruneSecrets(ctx context.Context, keep int, dryRun bool) error {
+	if keep < 1 {
+		return Refused(fmt.Errorf("-keep=%d: keep at least the newest version, which the next deploy uses", keep))
+	}
+	if !dryRun {
+		release, err := d.holdLock(ctx, "secrets:prune of "+d.Env.Name)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	versions, err := listVersions(ctx, d.API, d.Env.Stack)
+	if err != nil {
+		return err
+	}
+	users, err := secretUsers(ctx, d.API, d.Env.Stack)
+	if err != nil {
+		return err
+	}
+	plan := PlanPrune(versions, users, keep)
+	removed := 0
+	for _, p := range plan {
+		switch {
+		case p.Keep != "":
+			fmt.Fprintf(d.Out, "  keep    %s (%s)\n", p.Version.Name, p.Keep)
+		case dryRun:
+			fmt.Fprintf(d.Out, "  remove  %s (would be)\n", p.Version.Name)
+		default:
+			if _, err := d.API.SecretRemove(ctx, p.Version.ID, client.SecretRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+				return fmt.Errorf("remove secret %s: %w", p.Version.Name, err)
+			}
+			removed++
+			fmt.Fprintf(d.Out, "  removed %s\n", p.Version.Name)
+		}
+	}
+	switch {
+	case dryRun:
+		fmt.Fprintln(d.Out, "Dry run: nothing was changed.")
+	case removed == 0:
+		fmt.Fprintln(d.Out, "Nothing to prune.")
+	default:
+		fmt.Fprintf(d.Out, "Pruned %d secret version(s).\n", removed)
+	}
+	return nil
+}
+
+// PruneStep is one version and whether prune keeps it (and why).
+type PruneStep struct {
+	Version SecretVersion
+	Keep    string // why it stays; "" when it goes
+}
+
+// PlanPrune decides, per version, whether it stays: the newest keep of
+// each logical secret stay, and so does any version a service uses.
+func PlanPrune(versions SecretVersions, users map[string][]string, keep int) []PruneStep {
+	var out []PruneStep
+	for _, k := range slices.Sorted(maps.Keys(versions)) {
+		for i, v := range versions[k] {
+			why := ""
+			switch {
+			case i < keep:
+				why = fmt.Sprintf("one of the newest %d", keep)
+			case len(users[v.ID]) > 0:
+				why = "used by " + strings.Join(users[v.ID], ", ")
+			}
+			out = append(out, PruneStep{Version: v, Keep: why})
+		}
+	}
+	return out
+}
+
+// CheckSecretName refuses a logical secret the environment's stack files
+// do not declare: a typo would otherwise make a secret nothing uses.
+func (d *Deployer) CheckSecretName(name string) error {
+	declared, err := LogicalSecrets(d.Env, d.Lookup)
+	if err != nil {
+		return Refused(err)
+	}
+	if !slices.Contains(declared, name) {
+		return Refused(fmt.Errorf("environment %s's stack files declare no external secret %q; they declare: %s", d.Env.Name, name, strings.Join(declared, ", ")))
+	}
+	return nil
+}
+
+// SetSecret creates the next version of the environment's logical secret
+// name.
+func (d *Deployer) SetSecret(ctx context.Context, name string, v secret.Value) (SecretVersion, error) {
+	if err := d.CheckSecretName(name); err != nil {
+		return SecretVersion{}, err
+	}
+	made, err := SetSecret(ctx, d.API, d.Env.Stack, name, v)
+	if err != nil {
+		return SecretVersion{}, Refused(err)
+	}
+	return made, nil
+}

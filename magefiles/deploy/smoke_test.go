@@ -1,0 +1,119 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestSmokeURLs(t *testing.T) {
+	tests := []struct {
+		smoke          Smoke
+		ready, version string
+	}{
+		{Smoke{URL: "https://svc.example.com"}, "https://svc.example.com/ready", "https://svc.example.com/version"},
+		{Smoke{URL: "https://svc.example.com/api/"}, "https://svc.example.com/api/ready", "https://svc.example.com/api/version"},
+		{Smoke{Service: "app", Port: 8080, Path: "/"}, "http://tasks.app:8080/ready", "http://tasks.app:8080/version"},
+		{Smoke{Service: "web", Port: 9000, Path: "/api"}, "http://tasks.web:9000/api/ready", "http://tasks.web:9000/api/version"},
+	}
+	for _, tt := range tests {
+		if r, v := tt.smoke.urls(); r != tt.ready || v != tt.version {
+			t.Errorf("%+v: %s %s, want %s %s", tt.smoke, r, v, tt.ready, tt.version)
+		}
+	}
+}
+
+func TestJudgeSmoke(t *testing.T) {
+	const ready, version = "http://tasks.app:8080/ready", "http://tasks.app:8080/version"
+	ok := func(addr string) []probeResult {
+		return []probeResult{
+			{URL: ready, Address: addr, Status: 200, Body: json.RawMessage(`{"status":"ready"}`)},
+			{URL: version, Address: addr, Status: 200, Body: json.RawMessage(`{"version":"v2.0.0","schema":{"expected":3,"database":3}}`)},
+		}
+	}
+	tests := []struct {
+		name string
+		rs   []probeResult
+		want string // "" passes
+	}{
+		{"every task ready on the release", append(ok("10.0.1.5:8080"), ok("10.0.1.6:8080")...), ""},
+		{"one task not ready", append(ok("10.0.1.5:8080"), probeResult{URL: ready, Address: "10.0.1.6:8080", Status: 503,
+			Body: json.RawMessage(`{"status":"not ready","checks":{"redis":"connection refused"}}`)}),
+			`http://tasks.app:8080/ready at 10.0.1.6:8080 answered 503 {"status":"not ready","checks":{"redis":"connection refused"}}`},
+		{"another version", []probeResult{ok("a")[0], {URL: version, Address: "a", Status: 200, Body: json.RawMessage(`{"version":"v1.0.0"}`)}},
+			"http://tasks.app:8080/version at a reports version v1.0.0, not v2.0.0"},
+		{"no version", []probeResult{ok("a")[0], {URL: version, Status: 200, Text: "hello"}}, "answered no version"},
+		{"an error", []probeResult{{URL: ready, Error: "lookup tasks.app: no such host"}, ok("a")[1]}, "ready: lookup tasks.app: no such host"},
+		{"nothing asked", nil, "ready: no answer; http://tasks.app:8080/version: no answer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := judgeSmoke(tt.rs, ready, version, "v2.0.0")
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("judgeSmoke = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := judgeSmoke([]probeResult{ok("a")[0], {URL: version, Status: 200, Body: json.RawMessage(`{"version":"x"}`)}}, ready, version, ""); got != "" {
+		t.Errorf("without a version to compare: %q", got)
+	}
+}
+
+func TestParseProbe(t *testing.T) {
+	out := `{"url":"http://tasks.app:8080/ready","address":"10.0.1.5:8080","status":200,"body":{"status":"ready"}}
+app: probe: 1 of 2 requests did not answer 2xx
+{"not":"a probe line"}
+{"url":"http://tasks.app:8080/version","error":"connection refused"}
+`
+	rs := parseProbe(out)
+	if len(rs) != 2 || rs[0].Status != 200 || rs[1].Error != "connection refused" {
+		t.Errorf("parseProbe = %+v", rs)
+	}
+}
+
+// The URL form of the smoke check asks from this machine, retries until
+// its timeout, and fails naming what was wrong.
+func TestSmokeCheckByURL(t *testing.T) {
+	defer func(d time.Duration) { smokeRetry = d }(smokeRetry)
+	smokeRetry = 50 * time.Millisecond
+	var calls atomic.Int32
+	version := "v2.0.0"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		switch r.URL.Path {
+		case "/ready":
+			if n <= 2 { // not ready at first: a proxy still warming up
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte(`{"status":"ready"}`))
+		case "/version":
+			_, _ = w.Write([]byte(`{"version":"` + version + `"}`))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var out bytes.Buffer
+	d := &Deployer{Env: &Environment{Name: "staging", Smoke: &Smoke{URL: srv.URL, Timeout: 2 * time.Second}}, Out: &out}
+	if err := d.smokeCheck(t.Context(), nil, "v2.0.0"); err != nil {
+		t.Fatalf("smoke check: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "not yet: "+srv.URL+"/ready answered 503") || !strings.Contains(out.String(), "Smoke check: passed") {
+		t.Errorf("output:\n%s", out.String())
+	}
+
+	d.Env.Smoke.Timeout = 300 * time.Millisecond
+	version = "v1.0.0"
+	start := time.Now()
+	err := d.smokeCheck(t.Context(), nil, "v2.0.0")
+	if err == nil || !strings.Contains(err.Error(), "smoke check failed: "+srv.URL+"/version reports version v1.0.0, not v2.0.0") {
+		t.Fatalf("smoke check of the wrong release: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a failing smoke check took %s (timeout 300ms)", took)
+	}
+}
