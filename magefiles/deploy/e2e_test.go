@@ -295,7 +295,8 @@ services:
 `
 
 // Scenario 3: in a two-service stack only the second service's update
-// fails; the first, whose update went through, is put back too.
+// fails; the first, whose update went through, is put back too, under
+// load, with no failed request.
 func TestE2EWholeStackRollback(t *testing.T) {
 	f := setup(t)
 	stack := "e2e3" + unique()[:4]
@@ -314,7 +315,11 @@ func TestE2EWholeStackRollback(t *testing.T) {
 		return out
 	}
 	run(0, "v1.0.0", "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
+	load := f.startLoad(t, stack)
+	time.Sleep(2 * time.Second)
 	out := run(2, "bad", "deploy:to", "e2e", "-image="+f.repo+":v2.0.0")
+	time.Sleep(2 * time.Second)
+	zeroFailures(t, load.Stop(t))
 	if !strings.Contains(out, "worker") {
 		t.Errorf("the failure does not name the worker:\n%s", out)
 	}
