@@ -176,13 +176,15 @@ func deployTo(ctx context.Context, env string, image, version *string, dryRun *b
 // withDeployer opens env, runs fn with Ctrl-C handled by the deploy (a
 // first one restores, a second abandons the restore), and closes it.
 func withDeployer(ctx context.Context, env string, fn func(context.Context, *deploy.Deployer) error) error {
-	soft, hard, stop := deploy.Interruptible(ctx, os.Stderr)
-	defer stop()
-	d, conn, err := deploy.Open(soft, deploy.ProcessSetup(), env)
+	d, conn, err := deploy.Open(ctx, deploy.ProcessSetup(), env)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	// Only now: mage installs its own Ctrl-C handler just after starting
+	// the target, and Interruptible must replace it, not precede it.
+	soft, hard, stop := deploy.Interruptible(ctx, os.Stderr)
+	defer stop()
 	d.Background = hard
 	start := time.Now()
 	err = fn(soft, d)

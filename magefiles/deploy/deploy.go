@@ -13,7 +13,8 @@
 //  3. apply through the Engine API, under a lock held in the Swarm: the
 //     dependencies, then the release's migrations (a deploy only, once, as
 //     a job; a failure stops the change before the release's services
-//     change, exit 1), then the release's services;
+//     change), then the release's services; a change that fails before
+//     any service changed exits 1, with nothing to restore;
 //  4. converge: wait until every touched service runs this change's spec,
 //     healthy, and Swarm reports this change's update completed; fail on a
 //     rollback, a pause, failing tasks or the deadline; then the
@@ -362,6 +363,10 @@ type build func(live *Live, cs *Checks) (*Desired, Release, int, error)
 func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action string, dryRun bool, override string, b build) error {
 	lock := Lock{API: d.API, Stack: d.Env.Stack}
 	release := func(context.Context) error { return nil }
+	var notify *Notifier
+	// Deferred before the lock's release, so it runs after it: a slow
+	// webhook holds the process for its timeout, never the lock.
+	defer func() { notify.Close() }()
 	if dryRun {
 		if held, _, err := lock.Read(ctx); err != nil {
 			cs.Add("lock", "", err)
@@ -380,7 +385,9 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 		}
 	}
 	defer func() {
-		if err := release(d.bg()); err != nil {
+		ctx, cancel := d.cleanup()
+		defer cancel()
+		if err := release(ctx); err != nil {
 			fmt.Fprintln(d.Out, "warning:", err)
 		}
 	}()
@@ -430,15 +437,14 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 		rec.Result, rec.Reason, rec.Duration = Succeeded, "nothing to change", time.Since(start)
 		return d.record(history, rec, nil)
 	}
-	notify := d.notifier()
-	defer notify.Close()
+	notify = d.notifier()
 	notify.Send(eventOf(EventStart, rec))
 
 	fmt.Fprintln(d.Out, "Applying:")
 	applied := NewApplied()
 	err = d.apply(ctx, plan, live, applied, action == "deploy", d.expectedVersion(ctx, desired, rec.Version))
-	var mig *migrationError
-	if errors.As(err, &mig) && len(applied.Kept) == 0 {
+	if err != nil && len(applied.Kept) == 0 {
+		// A failed migration, say: no service changed, so nothing to restore.
 		rec.Result, rec.Reason, rec.Duration = NotApplied, err.Error(), time.Since(start)
 		notify.Send(eventOf(EventFailure, rec))
 		return d.record(history, rec, Refused(fmt.Errorf("%s stopped before any service changed: %w", action, err)))
@@ -552,6 +558,10 @@ func (d *Deployer) apply(ctx context.Context, plan *Plan, live *Live, applied *A
 			specs[c.Name] = *c.New
 		}
 	}
+	if why := nothingToSmoke(d.Env.Smoke, specs, d.Env.Image); why != "" {
+		fmt.Fprintf(d.Out, "Smoke check skipped: %s.\n", why)
+		return nil
+	}
 	return d.smokeCheck(ctx, specs, want)
 }
 
@@ -625,9 +635,16 @@ func migrationBase(changes []ServiceChange, repo string) (swarm.ServiceSpec, boo
 	return swarm.ServiceSpec{}, false
 }
 
-// record writes rec; a failure to write is reported along with result.
+// record writes rec; a failure to write is reported along with result,
+// whose exit code it keeps (mage reads the code without unwrapping).
 func (d *Deployer) record(h History, rec Record, result error) error {
-	err := h.Write(d.bg(), rec)
+	ctx, cancel := d.cleanup()
+	defer cancel()
+	err := h.Write(ctx, rec)
+	if errors.Is(err, errPrune) {
+		fmt.Fprintln(d.Out, "warning:", err)
+		err = nil
+	}
 	if err == nil {
 		fmt.Fprintf(d.Out, "Recorded as #%d (%s).\n", rec.Seq, rec.Result)
 		return result
@@ -635,7 +652,21 @@ func (d *Deployer) record(h History, rec Record, result error) error {
 	if result == nil {
 		return &ExitError{Code: ExitBroken, Err: fmt.Errorf("the change converged but could not be recorded: %w", err)}
 	}
-	return errors.Join(result, err)
+	return &ExitError{Code: exitCode(result), Err: errors.Join(result, err)}
+}
+
+// exitCode is the code err carries: ExitRefused when it carries none.
+func exitCode(err error) int {
+	if ee, ok := errors.AsType[*ExitError](err); ok {
+		return ee.Code
+	}
+	return ExitRefused
+}
+
+// cleanup bounds the work every exit path owes (releasing the lock,
+// writing the record): it outlives even a second Ctrl-C, briefly.
+func (d *Deployer) cleanup() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(d.bg()), 30*time.Second)
 }
 
 // printState says where each touched service stands after a failed restore.

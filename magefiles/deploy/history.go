@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -129,8 +130,15 @@ func (h History) Write(ctx context.Context, r Record) error {
 	if _, err := h.API.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: spec}); err != nil {
 		return fmt.Errorf("write deploy record %s: %w", spec.Name, err)
 	}
-	return h.prune(ctx)
+	if err := h.prune(ctx); err != nil {
+		return fmt.Errorf("%w: %w", errPrune, err)
+	}
+	return nil
 }
+
+// errPrune marks a record that was written though older ones could not be
+// pruned: a warning, not a failed change.
+var errPrune = errors.New("the record was written, but the history was not pruned")
 
 func (h History) prune(ctx context.Context) error {
 	if h.Keep <= 0 {

@@ -54,10 +54,17 @@ func (l Lock) Acquire(ctx context.Context, info LockInfo) (release func(context.
 	r, err := l.API.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: spec})
 	if cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err) {
 		held, _, rerr := l.Read(ctx)
-		if rerr != nil || held == nil {
+		if rerr != nil {
 			return nil, fmt.Errorf("%w (its holder could not be read: %w)", ErrLocked, rerr)
 		}
-		return nil, fmt.Errorf("%w: %s", ErrLocked, held)
+		if held != nil {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, held)
+		}
+		// Released between the create and the read: try once more.
+		r, err = l.API.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: spec})
+		if cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("%w (taken and released again while we looked; try again)", ErrLocked)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("take the deploy lock %s: %w", l.name(), err)

@@ -34,6 +34,7 @@ func TestPickRollback(t *testing.T) {
 	}{
 		{name: "previous release, skipping failures and the same release", records: history, want: 2},
 		{name: "two rollbacks toggle", records: append([]Record{func() Record { r := rec(7, Succeeded, "v2", "bbbbbbbb"); r.Action = "rollback"; return r }()}, history...), want: 5},
+		{name: "after a change left broken, the last release that served", records: append([]Record{rec(7, Failed, "v5", "eeeeeeee")}, history...), want: 5},
 		{name: "by #N", records: history, to: "#1", want: 1},
 		{name: "#N that failed", records: history, to: "#3", err: "#3 failed: only a successful release"},
 		{name: "#N not kept", records: history, to: "#99", err: "#99 is not in the history (kept: #6 #5 #4 #3 #2 #1)"},

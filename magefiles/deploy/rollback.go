@@ -77,6 +77,11 @@ func PickRollback(records []Record, to string) (Record, error) {
 		return Record{}, errors.New("no successful deploy is recorded: there is nothing to roll back to")
 	}
 	if to == "" {
+		if len(records) > 0 && records[0].Result == Failed {
+			// The newest change failed and was not restored: the last
+			// release that served is the one to go back to.
+			return ok[0], nil
+		}
 		current := releaseKey(ok[0])
 		for _, r := range ok[1:] {
 			if releaseKey(r) != current {

@@ -139,6 +139,29 @@ func (d *Deployer) smokeCheck(ctx context.Context, specs map[string]swarm.Servic
 	}
 }
 
+// nothingToSmoke says why a smoke check has no one to ask ("" when it
+// has): every service it would ask (its service, or else those running the
+// release's repository) is scaled to 0, which is a legitimate change.
+func nothingToSmoke(s *Smoke, specs map[string]swarm.ServiceSpec, repo string) string {
+	var names []string
+	for name, spec := range specs {
+		if name == s.Service || (s.Service == "" && ImageOf(spec).Repository == repo) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	for _, name := range names {
+		m := specs[name].Mode.Replicated
+		if m == nil || m.Replicas == nil || *m.Replicas > 0 {
+			return ""
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ") + " run(s) 0 replicas"
+}
+
 // smokeRound asks once.
 func (d *Deployer) smokeRound(ctx context.Context, specs map[string]swarm.ServiceSpec, ready, version string) ([]probeResult, error) {
 	if d.Env.Smoke.Service == "" {

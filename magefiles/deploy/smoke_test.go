@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/api/types/swarm"
 )
 
 func TestSmokeURLs(t *testing.T) {
@@ -115,5 +117,39 @@ func TestSmokeCheckByURL(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("a failing smoke check took %s (timeout 300ms)", took)
+	}
+}
+
+func TestNothingToSmoke(t *testing.T) {
+	spec := func(image string, replicas uint64) swarm.ServiceSpec {
+		return swarm.ServiceSpec{
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}},
+			Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+		}
+	}
+	specs := func(app, worker uint64) map[string]swarm.ServiceSpec {
+		return map[string]swarm.ServiceSpec{
+			"app":      spec("127.0.0.1:5000/app:v1", app),
+			"worker":   spec("127.0.0.1:5000/app:v1", worker),
+			"postgres": spec("postgres:16", 1),
+		}
+	}
+	tests := []struct {
+		name  string
+		smoke Smoke
+		specs map[string]swarm.ServiceSpec
+		want  string
+	}{
+		{"service running", Smoke{Service: "app"}, specs(2, 1), ""},
+		{"service scaled to 0", Smoke{Service: "app"}, specs(0, 1), "app run(s) 0 replicas"},
+		{"another service scaled to 0", Smoke{Service: "app"}, specs(2, 0), ""},
+		{"url: one release service still runs", Smoke{URL: "https://x"}, specs(0, 1), ""},
+		{"url: every release service at 0", Smoke{URL: "https://x"}, specs(0, 0), "app, worker run(s) 0 replicas"},
+		{"service not in the stack", Smoke{Service: "web"}, specs(0, 0), ""},
+	}
+	for _, tt := range tests {
+		if got := nothingToSmoke(&tt.smoke, tt.specs, "127.0.0.1:5000/app"); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
