@@ -151,7 +151,10 @@ func taskIDs(ctx context.Context, api client.APIClient, serviceID string) (map[s
 func Restore(ctx context.Context, api client.APIClient, stack string, a *Applied, networkNames func(context.Context) (map[string]string, error), auth AuthFunc, o ConvergeOptions) error {
 	names, err := networkNames(ctx)
 	if err != nil {
-		return err
+		// Without them no live spec compares equal, so every service gets
+		// its kept spec as an update: slower than Swarm's rollback, as right.
+		fmt.Fprintf(o.Out, "  warning: %v; every service is restored by an update\n", err)
+		names = map[string]string{}
 	}
 	var watches []Watch
 	var errs []error
@@ -162,7 +165,17 @@ func Restore(ctx context.Context, api client.APIClient, stack string, a *Applied
 		id := a.IDs[name]
 		if kept == nil {
 			if id == "" {
-				continue // the create never happened
+				// The create failed or its answer was lost. Under the lock,
+				// a service of that name can only be this change's.
+				cur, err := api.ServiceInspect(ctx, full, client.ServiceInspectOptions{})
+				if cerrdefs.IsNotFound(err) {
+					continue
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("inspect %s: %w", full, err))
+					continue
+				}
+				id = cur.Service.ID
 			}
 			fmt.Fprintf(o.Out, "  removing service %s, which this deploy created\n", full)
 			if _, err := api.ServiceRemove(ctx, id, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {

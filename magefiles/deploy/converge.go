@@ -287,6 +287,10 @@ type ConvergeOptions struct {
 	Deadline time.Duration
 	Poll     time.Duration // default 500ms
 	Out      io.Writer     // progress lines
+	// Blip is how long the endpoint may fail to answer before Converge
+	// gives up (default 30s): a dropped ssh connection or a restarting
+	// manager must not turn into a restore, nor fail the restore itself.
+	Blip time.Duration
 }
 
 // ErrDeadline is wrapped by Converge's error when the deadline passed.
@@ -303,11 +307,15 @@ func Converge(ctx context.Context, api Observer, watches []Watch, o ConvergeOpti
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+	if o.Blip == 0 {
+		o.Blip = 30 * time.Second
+	}
 	start := time.Now()
 	deadline := time.NewTimer(o.Deadline)
 	defer deadline.Stop()
 	last := make([]Progress, len(watches))
 	done := make([]bool, len(watches))
+	var failingSince time.Time // of the endpoint's current run of errors
 	for {
 		for i, w := range watches {
 			if done[i] {
@@ -318,8 +326,16 @@ func Converge(ctx context.Context, api Observer, watches []Watch, o ConvergeOpti
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return err
+				if failingSince.IsZero() {
+					failingSince = time.Now()
+					fmt.Fprintf(o.Out, "  [%3.0fs] %s: cannot observe (%v); retrying for up to %s\n", time.Since(start).Seconds(), w.Name, err, o.Blip)
+				}
+				if time.Since(failingSince) >= o.Blip {
+					return fmt.Errorf("%s: the endpoint did not answer for %s: %w", w.Name, o.Blip, err)
+				}
+				break // wait a poll, then ask again
 			}
+			failingSince = time.Time{}
 			p := Evaluate(w, obs)
 			if p.Line != last[i].Line {
 				fmt.Fprintf(o.Out, "  [%3.0fs] %s\n", time.Since(start).Seconds(), p.Line)
@@ -338,14 +354,13 @@ func Converge(ctx context.Context, api Observer, watches []Watch, o ConvergeOpti
 			return ctx.Err()
 		case <-deadline.C:
 			var waiting []string
-			for i, w := range watches {
+			for i := range watches {
 				if !done[i] {
 					s := last[i].Line
 					if last[i].LastErr != "" {
 						s += "; last task error: " + last[i].LastErr
 					}
 					waiting = append(waiting, s)
-					_ = w
 				}
 			}
 			return fmt.Errorf("%w (%s): %s", ErrDeadline, o.Deadline, strings.Join(waiting, "; "))

@@ -1,11 +1,15 @@
 package deploy
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
 // The Swarm states a deploy must not be fooled by (../shared/NOTES.md,
@@ -213,5 +217,38 @@ func TestEvaluate(t *testing.T) {
 				t.Errorf("line %q, want %q", p.Line, tt.lineHas)
 			}
 		})
+	}
+}
+
+// flakyObserver fails its first fails reads, then reports the service gone.
+type flakyObserver struct{ fails int }
+
+func (f *flakyObserver) ServiceInspect(context.Context, string, client.ServiceInspectOptions) (client.ServiceInspectResult, error) {
+	if f.fails > 0 {
+		f.fails--
+		return client.ServiceInspectResult{}, errors.New("connection reset by peer")
+	}
+	return client.ServiceInspectResult{}, cerrdefs.ErrNotFound.WithMessage("no such service")
+}
+
+func (f *flakyObserver) TaskList(context.Context, client.TaskListOptions) (client.TaskListResult, error) {
+	return client.TaskListResult{}, nil
+}
+
+// An endpoint that stops answering for a moment is waited for; one that
+// stays silent longer than Blip fails the wait, naming why.
+func TestConvergeRidesOutABlip(t *testing.T) {
+	watches := []Watch{{Name: "app", ID: "svc1", Gone: true}}
+	var out strings.Builder
+	err := Converge(t.Context(), &flakyObserver{fails: 3}, watches, ConvergeOptions{Deadline: time.Minute, Poll: time.Millisecond, Blip: time.Minute, Out: &out})
+	if err != nil {
+		t.Fatalf("three failed reads within the blip: %v", err)
+	}
+	if !strings.Contains(out.String(), "cannot observe (inspect service svc1: connection reset by peer); retrying") {
+		t.Errorf("the blip is not reported:\n%s", out.String())
+	}
+	err = Converge(t.Context(), &flakyObserver{fails: 1 << 30}, watches, ConvergeOptions{Deadline: time.Minute, Poll: time.Millisecond, Blip: 20 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "app: the endpoint did not answer for 20ms") {
+		t.Fatalf("an endpoint silent past the blip: %v", err)
 	}
 }

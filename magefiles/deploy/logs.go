@@ -72,7 +72,11 @@ func (d *Deployer) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
 		})
 		if err != nil {
 			cancel()
-			return fmt.Errorf("logs of %s: %w", name, err)
+			if idle != nil {
+				idle.Stop()
+			}
+			errs[i] = fmt.Errorf("logs of %s: %w", name, err) // the other streams go on
+			continue
 		}
 		wg.Add(1)
 		go func() {

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"testing"
@@ -29,6 +30,8 @@ func TestRestore(t *testing.T) {
 		kept[name] = &s
 	}
 	kept["created"] = nil
+	kept["lostcreate"] = nil   // created, but the answer never came
+	kept["nevercreated"] = nil // the create failed
 	prev := spec("previous", v1)
 	api := &fakeServices{fakeSwarm: newFakeSwarm(), services: map[string]swarm.Service{
 		// Swarm rolled it back already: nothing to do.
@@ -36,11 +39,13 @@ func TestRestore(t *testing.T) {
 		// Swarm's one previous spec is the kept one: its own rollback.
 		"previous": {ID: "b", Spec: spec("previous", v2), PreviousSpec: &prev},
 		// Its previous spec is something else: an update to the kept spec.
-		"older":   {ID: "c", Spec: spec("older", v2), PreviousSpec: func() *swarm.ServiceSpec { s := spec("older", "r/app:v0@sha256:0"); return &s }()},
-		"created": {ID: "d", Spec: spec("created", v2)},
+		"older":      {ID: "c", Spec: spec("older", v2), PreviousSpec: func() *swarm.ServiceSpec { s := spec("older", "r/app:v0@sha256:0"); return &s }()},
+		"created":    {ID: "d", Spec: spec("created", v2)},
+		"lostcreate": {ID: "f", Spec: spec("lostcreate", v2)},
 	}}
 	a := &Applied{Kept: kept, IDs: map[string]string{"rolledback": "a", "previous": "b", "older": "c", "created": "d", "removed": "e"}}
-	err := Restore(t.Context(), api, "svc", a, func(context.Context) (map[string]string, error) { return nil, nil },
+	// The networks cannot be read: the restore goes on regardless.
+	err := Restore(t.Context(), api, "svc", a, func(context.Context) (map[string]string, error) { return nil, errors.New("network list: EOF") },
 		func(context.Context, string) (string, error) { return "", nil },
 		ConvergeOptions{Deadline: 5 * time.Second, Poll: 10 * time.Millisecond, Out: io.Discard})
 	if err != nil {
@@ -48,6 +53,7 @@ func TestRestore(t *testing.T) {
 	}
 	want := []string{
 		"remove d",
+		"remove f",
 		`update svc_older rollback="" image=r/app:v1@sha256:1`,
 		`update svc_previous rollback="previous" image=r/app:v2@sha256:2`,
 		"create svc_removed",
