@@ -74,7 +74,9 @@ func LoadStack(env *Environment, rel Release, getenv func(string) (string, bool)
 	// tag carries the digest too, so what Swarm runs is pinned.
 	vars["IMAGE_TAG"] = strings.TrimPrefix(strings.TrimPrefix(rel.Ref(), rel.Repository), ":")
 	if rel.Tag == "" && rel.Digest != "" {
-		vars["IMAGE_TAG"] = "untagged@" + rel.Digest // never reached in a deploy: a release always has a tag
+		// A digest alone (-image=repo@sha256:..., no version label to name
+		// it): the files put a tag before the digest, so give them one.
+		vars["IMAGE_TAG"] = "untagged@" + rel.Digest
 	}
 	vars["APP_ENV"] = env.AppEnv
 
