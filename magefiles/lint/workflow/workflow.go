@@ -2,7 +2,10 @@
 // that CI runs the developers' commands: every `run:` step is one
 // `go tool mage ...` call, with no shell around it (no pipes, lists,
 // redirections or command substitution), so that what CI does can always be
-// done on a laptop with the same command. actionlint checks the rest.
+// done on a laptop with the same command. The same rule keeps what GitHub
+// adds to a step out: no `${{ }}` pasted into the script, no `shell:`, and no
+// `continue-on-error`, which would throw the target's exit code away.
+// actionlint checks the rest.
 package workflow
 
 import (
@@ -23,6 +26,12 @@ const Prefix = "go tool mage "
 // command: pipes, lists, redirections, command substitution, newlines.
 var shell = regexp.MustCompile("[|;&<>`\n]|\\$\\(")
 
+// expression starts a GitHub expression. In a run step GitHub pastes its
+// value into the script before bash reads it, so a branch name or commit
+// message can become code (script injection); through env: it is only ever
+// a value.
+const expression = "${{"
+
 // CheckFile checks the workflow at path, naming it as label.
 func CheckFile(path, label string) error {
 	src, err := os.ReadFile(path)
@@ -41,13 +50,24 @@ func Check(file string, src []byte) error {
 		ps.Add(0, "not YAML: %v", err)
 		return ps.Err()
 	}
-	for _, job := range mapping(value(root(&doc), "jobs")) {
+	top := root(&doc)
+	checkDefaults(ps, "defaults", value(top, "defaults"))
+	for _, job := range mapping(value(top, "jobs")) {
+		checkContinue(ps, "jobs."+job.key, value(job.value, "continue-on-error"))
+		checkDefaults(ps, "jobs."+job.key+".defaults", value(job.value, "defaults"))
 		for _, step := range sequence(value(job.value, "steps")) {
+			checkContinue(ps, "jobs."+job.key+": step "+stepName(step), value(step, "continue-on-error"))
 			run := value(step, "run")
 			if run == nil {
 				continue
 			}
 			cmd := strings.TrimSpace(run.Value)
+			if sh := value(step, "shell"); sh != nil {
+				ps.Add(sh.Line, "jobs.%s: run %q sets shell: %s; a run step is one mage call in the runner's default shell, as on a laptop", job.key, cmd, sh.Value)
+			}
+			if strings.Contains(cmd, expression) {
+				ps.Add(run.Line, "jobs.%s: run %q has a ${{ }} expression, which GitHub pastes into the script (script injection); pass it through env: and use \"$NAME\"", job.key, cmd)
+			}
 			switch {
 			case !strings.HasPrefix(cmd, Prefix):
 				ps.Add(run.Line, "jobs.%s: run %q is not a mage target: CI runs `go tool mage <target>`, the command a developer runs", job.key, cmd)
@@ -57,6 +77,33 @@ func Check(file string, src []byte) error {
 		}
 	}
 	return ps.Err()
+}
+
+// checkContinue reports a continue-on-error other than false at where: it
+// turns a failed target into a passing step or job, and the exit codes of
+// the targets (the deploy's 1, 2 and 3) are the answer CI exists to give.
+func checkContinue(ps *problem.List, where string, n *yaml.Node) {
+	if n != nil && n.Value != "false" {
+		ps.Add(n.Line, "%s: continue-on-error: %s throws the target's exit code away; let the step fail", where, n.Value)
+	}
+}
+
+// checkDefaults reports a defaults.run.shell: it would change how every run
+// step of the workflow or job is read.
+func checkDefaults(ps *problem.List, where string, n *yaml.Node) {
+	if sh := value(value(n, "run"), "shell"); sh != nil {
+		ps.Add(sh.Line, "%s.run.shell: %s; a run step is one mage call in the runner's default shell, as on a laptop", where, sh.Value)
+	}
+}
+
+// stepName names a step in a problem: its name, else its run or uses.
+func stepName(step *yaml.Node) string {
+	for _, key := range []string{"name", "run", "uses"} {
+		if n := value(step, key); n != nil {
+			return fmt.Sprintf("%q", strings.TrimSpace(n.Value))
+		}
+	}
+	return "(empty)"
 }
 
 func root(doc *yaml.Node) *yaml.Node {
