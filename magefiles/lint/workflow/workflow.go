@@ -4,7 +4,8 @@
 // redirections or command substitution), so that what CI does can always be
 // done on a laptop with the same command. The same rule keeps what GitHub
 // adds to a step out: no `${{ }}` pasted into the script, no `shell:`, and no
-// `continue-on-error`, which would throw the target's exit code away.
+// `continue-on-error`, which would throw the target's exit code away; and no
+// job GITHUB_TOKEN for a deploy, which Swarm would keep past its revocation.
 // actionlint checks the rest.
 package workflow
 
@@ -21,6 +22,12 @@ import (
 
 // Prefix starts every run step.
 const Prefix = "go tool mage "
+
+// DeployPrefix starts the run steps that change a Swarm.
+const DeployPrefix = Prefix + "deploy:"
+
+// jobToken is how a workflow hands a step the job's GITHUB_TOKEN.
+var jobToken = regexp.MustCompile(`(?i)secrets\.GITHUB_TOKEN|github\.token`)
 
 // shell are the characters that would make a run step more than one
 // command: pipes, lists, redirections, command substitution, newlines.
@@ -52,9 +59,11 @@ func Check(file string, src []byte) error {
 	}
 	top := root(&doc)
 	checkDefaults(ps, "defaults", value(top, "defaults"))
+	deploys := false
 	for _, job := range mapping(value(top, "jobs")) {
 		checkContinue(ps, "jobs."+job.key, value(job.value, "continue-on-error"))
 		checkDefaults(ps, "jobs."+job.key+".defaults", value(job.value, "defaults"))
+		deployJob := false
 		for _, step := range sequence(value(job.value, "steps")) {
 			checkContinue(ps, "jobs."+job.key+": step "+stepName(step), value(step, "continue-on-error"))
 			run := value(step, "run")
@@ -68,6 +77,10 @@ func Check(file string, src []byte) error {
 			if strings.Contains(cmd, expression) {
 				ps.Add(run.Line, "jobs.%s: run %q has a ${{ }} expression, which GitHub pastes into the script (script injection); pass it through env: and use \"$NAME\"", job.key, cmd)
 			}
+			if strings.HasPrefix(cmd, DeployPrefix) {
+				checkDeployToken(ps, "jobs."+job.key+": step "+stepName(step), value(step, "env"))
+				deployJob = true
+			}
 			switch {
 			case !strings.HasPrefix(cmd, Prefix):
 				ps.Add(run.Line, "jobs.%s: run %q is not a mage target: CI runs `go tool mage <target>`, the command a developer runs", job.key, cmd)
@@ -75,6 +88,13 @@ func Check(file string, src []byte) error {
 				ps.Add(run.Line, "jobs.%s: run %q is more than one mage call (a pipe, list, redirection or substitution); do it in the target", job.key, cmd)
 			}
 		}
+		if deployJob {
+			checkDeployToken(ps, "jobs."+job.key, value(job.value, "env"))
+			deploys = true
+		}
+	}
+	if deploys {
+		checkDeployToken(ps, "workflow", value(top, "env"))
 	}
 	return ps.Err()
 }
@@ -93,6 +113,19 @@ func checkContinue(ps *problem.List, where string, n *yaml.Node) {
 func checkDefaults(ps *problem.List, where string, n *yaml.Node) {
 	if sh := value(value(n, "run"), "shell"); sh != nil {
 		ps.Add(sh.Line, "%s.run.shell: %s; a run step is one mage call in the runner's default shell, as on a laptop", where, sh.Value)
+	}
+}
+
+// checkDeployToken reports the job's GITHUB_TOKEN in the env of a deploy
+// step. The deploy hands its registry credential to Swarm, which keeps it in
+// the service spec and pulls with it again whenever a task is rescheduled or
+// rolled back; GitHub revokes the token when the job ends, so those pulls
+// would fail.
+func checkDeployToken(ps *problem.List, where string, env *yaml.Node) {
+	for _, e := range mapping(env) {
+		if jobToken.MatchString(e.value.Value) {
+			ps.Add(e.value.Line, "%s: env %s: %s reaches a deploy, and Swarm would keep it for later pulls after GitHub revokes it; pass long-lived read-only pull credentials as REGISTRY_USERNAME/REGISTRY_PASSWORD", where, e.key, e.value.Value)
+		}
 	}
 }
 
