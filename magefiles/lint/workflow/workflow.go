@@ -48,8 +48,8 @@ func CheckFile(path, label string) error {
 	return Check(label, src)
 }
 
-// Check checks a workflow's run steps and returns a *problem.List naming
-// file, or nil.
+// Check checks a workflow's jobs and steps against the rule above and
+// returns a *problem.List naming file, or nil.
 func Check(file string, src []byte) error {
 	ps := &problem.List{File: file}
 	var doc yaml.Node
