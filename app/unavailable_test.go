@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -212,7 +213,12 @@ func TestIntegrationPausedPostgresAnswers503Promptly(t *testing.T) {
 	paused := true
 	t.Cleanup(func() { // before the container's own clean-up, which cannot stop it paused
 		if paused {
-			_, _ = cli.ContainerUnpause(t.Context(), id, client.ContainerUnpauseOptions{})
+			// t.Context() is cancelled before clean-ups run.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{}); err != nil {
+				t.Logf("cleanup: unpause postgres: %v", err)
+			}
 		}
 	})
 

@@ -28,6 +28,8 @@ fi
 
 command -v debootstrap >/dev/null || {
   echo "ci: installing debootstrap"
+  # A fresh machine has no package lists: install alone would not find it.
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 }
 

@@ -13,7 +13,7 @@ if docker image inspect "$image" --format '{{index .Config.Labels "org.openconta
   exit 0
 fi
 dir=$(mktemp -d /var/tmp/ci-registry.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+trap 'rm -rf "$dir" "$dir.log"' EXIT
 echo "ci: building the CNCF registry $version for $image (about 2 minutes cold)"
 CGO_ENABLED=0 GOBIN="$dir" go install -trimpath -ldflags=-s "github.com/distribution/distribution/v3/cmd/registry@$version"
 mkdir -p "$dir/var/lib/registry" "$dir/tmp"
@@ -40,5 +40,8 @@ EXPOSE 5000
 ENTRYPOINT ["/bin/registry"]
 CMD ["serve", "/etc/docker/registry/config.yml"]
 DOCKERFILE
-DOCKER_BUILDKIT=0 docker build -q -t "$image" "$dir" >/dev/null 2>&1
+# Quiet unless it fails; then the end of the build's output says why. The
+# log is beside the build context, not in it.
+DOCKER_BUILDKIT=0 docker build -t "$image" "$dir" >"$dir.log" 2>&1 ||
+  { echo "ci: building $image failed:" >&2; tail -40 "$dir.log" >&2; exit 1; }
 echo "ci: built $image"

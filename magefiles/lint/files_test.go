@@ -25,6 +25,8 @@ func TestFilesCatchBrokenFiles(t *testing.T) {
 			name: "workflow", fixture: "broken-workflow.yml", dest: ".github/workflows/broken.yml",
 			want: []string{
 				"workflows:",
+				`.github/workflows/broken.yml:12: jobs.build: run "go tool mage release:pre ${{ github.event.head_commit.message }}" has a ${{ }} expression`,
+				`.github/workflows/broken.yml:17: jobs.deploy: run "go tool mage deploy:staging -image=${{ needs.build.outputs.image }}" has a ${{ }} expression`,
 				`.github/workflows/broken.yml:18: jobs.deploy: run "go tool mage lint | tee lint.log" is more than one mage call`,
 				`.github/workflows/broken.yml:12:43: "github.event.head_commit.message" is potentially untrusted`,
 				`.github/workflows/broken.yml:13:3: job "deploy" needs job "biuld" which does not exist`,

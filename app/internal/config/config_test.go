@@ -32,10 +32,11 @@ func testSources(t *testing.T, files fstest.MapFS) (Sources, string) {
 		}
 	}
 	return Sources{
-		Environ:    map[string]string{},
-		Files:      files,
-		DotEnv:     filepath.Join(dir, ".env"),
-		SecretsDir: secrets,
+		Environ:       map[string]string{},
+		Files:         files,
+		DotEnv:        filepath.Join(dir, ".env"),
+		DotEnvDefault: true, // most tests write no .env
+		SecretsDir:    secrets,
 	}, dir
 }
 

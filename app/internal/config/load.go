@@ -35,17 +35,21 @@ const toolingSection = "deploy"
 // Sources says where each layer comes from. Tests build one by hand; the
 // service uses FromProcess.
 type Sources struct {
-	Environ    map[string]string // the process environment
-	Files      fs.FS             // holds {env}.json
-	DotEnv     string            // path of the .env file; "" skips the layer
-	SecretsDir string            // "" skips the directory part of the secrets layer
+	Environ map[string]string // the process environment
+	Files   fs.FS             // holds {env}.json
+	DotEnv  string            // path of the .env file; "" skips the layer
+	// DotEnvDefault says DotEnv is the default ./.env, which may be absent.
+	// A file the operator named (DOTENV_FILE) must exist.
+	DotEnvDefault bool
+	SecretsDir    string // "" skips the directory part of the secrets layer
 	// SecretsDirDefault says SecretsDir is the default location, which may
 	// be absent (outside Swarm). A directory the operator named must exist.
 	SecretsDirDefault bool
 }
 
 // FromProcess returns the sources of a real run: the process environment, the
-// embedded config files, ./.env and SECRETS_DIR (default /run/secrets).
+// embedded config files, DOTENV_FILE (default ./.env) and SECRETS_DIR
+// (default /run/secrets).
 func FromProcess() Sources {
 	env := make(map[string]string)
 	for _, kv := range os.Environ() {
@@ -57,11 +61,15 @@ func FromProcess() Sources {
 	if dir == "" {
 		dir, isDefault = DefaultSecretsDir, true
 	}
-	dotenv := env["DOTENV_FILE"]
+	dotenv, dotenvDefault := env["DOTENV_FILE"], false
 	if dotenv == "" {
-		dotenv = ".env"
+		dotenv, dotenvDefault = ".env", true
 	}
-	return Sources{Environ: env, Files: configfiles.Files, DotEnv: dotenv, SecretsDir: dir, SecretsDirDefault: isDefault}
+	return Sources{
+		Environ: env, Files: configfiles.Files,
+		DotEnv: dotenv, DotEnvDefault: dotenvDefault,
+		SecretsDir: dir, SecretsDirDefault: isDefault,
+	}
 }
 
 // Warning is something in the configuration that does not stop the service
@@ -152,7 +160,7 @@ func Load(src Sources) (*Config, []Warning, error) {
 
 	// 3. .env, for local development only.
 	if src.DotEnv != "" && env != Staging && env != Production {
-		kv, err := readDotEnv(src.DotEnv)
+		kv, err := readDotEnv(src.DotEnv, src.DotEnvDefault)
 		errs = append(errs, err)
 		for _, name := range sortedKeys(kv) {
 			if name == "APP_ENV" {
@@ -436,12 +444,17 @@ func (w *jsonWalker) value(key string, skip bool) error {
 	return nil
 }
 
-// readDotEnv parses a .env file with godotenv. A missing file is not an error:
-// the layer is optional. Errors name the file and line, never a value.
-func readDotEnv(path string) (map[string]string, error) {
+// readDotEnv parses a .env file with godotenv. A missing default file is not
+// an error: the layer is optional. A missing file named by DOTENV_FILE is: a
+// typo there would otherwise drop every setting in it without a word. Errors
+// name the file and line, never a value.
+func readDotEnv(path string, isDefault bool) (map[string]string, error) {
 	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && isDefault:
 		return nil, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("DOTENV_FILE %s: file does not exist", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -52,6 +52,63 @@ func TestFromProcessSecretsDir(t *testing.T) {
 	}
 }
 
+// A DOTENV_FILE the operator set must exist; the default ./.env may be
+// absent. Only development and test read .env at all.
+func TestDotEnvFile(t *testing.T) {
+	tests := []struct {
+		name      string
+		file      func(t *testing.T) string
+		isDefault bool
+		appEnv    string
+		want      string // substring of the error; "" for none
+	}{
+		{"set and missing", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope.env") }, false, "", "DOTENV_FILE "},
+		{"set and missing, test", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope.env") }, false, Test, "DOTENV_FILE "},
+		{"set and missing, production (not read)", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope.env") }, false, Production, ""},
+		{"default and missing", func(t *testing.T) string { return filepath.Join(t.TempDir(), ".env") }, true, "", ""},
+		{"set and present", func(t *testing.T) string {
+			f := filepath.Join(t.TempDir(), "local.env")
+			write(t, f, "HTTP_PORT=9000\n")
+			return f
+		}, false, "", ""},
+		{"set and empty", func(t *testing.T) string {
+			f := filepath.Join(t.TempDir(), "empty.env")
+			write(t, f, "")
+			return f
+		}, false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, _ := testSources(t, nil)
+			src.DotEnv, src.DotEnvDefault = tt.file(t), tt.isDefault
+			if tt.appEnv != "" {
+				src.Environ["APP_ENV"] = tt.appEnv
+			}
+			if tt.appEnv == Production {
+				src.Environ["DATABASE_URL"] = "postgres://u:p@db:5432/app"
+			}
+			_, _, err := Load(src)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), src.DotEnv)):
+				t.Fatalf("error %v, want one with %q naming %s", err, tt.want, src.DotEnv)
+			}
+		})
+	}
+}
+
+func TestFromProcessDotEnv(t *testing.T) {
+	t.Setenv("DOTENV_FILE", "")
+	if src := FromProcess(); src.DotEnv != ".env" || !src.DotEnvDefault {
+		t.Errorf("unset: %q default=%v", src.DotEnv, src.DotEnvDefault)
+	}
+	t.Setenv("DOTENV_FILE", "/srv/app.env")
+	if src := FromProcess(); src.DotEnv != "/srv/app.env" || src.DotEnvDefault {
+		t.Errorf("set: %q default=%v", src.DotEnv, src.DotEnvDefault)
+	}
+}
+
 // An empty secret file would silently unset the key: it is an error naming
 // the file, in both forms.
 func TestEmptySecretFile(t *testing.T) {

@@ -31,20 +31,28 @@ func Check(ctx context.Context, bin, dir, label string) error {
 		return fmt.Errorf("%s: no *.json configuration files", label)
 	}
 	sort.Strings(files)
-	// An empty directory for the working directory (no .env), the secrets
-	// directory and the .env path.
-	empty, err := os.MkdirTemp("", "appconfig-")
+	// An empty directory for the working directory (no .env) and the
+	// secrets directory, and an empty file for DOTENV_FILE: a file named
+	// there must exist.
+	tmp, err := os.MkdirTemp("", "appconfig-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(empty)
+	defer os.RemoveAll(tmp)
+	empty, emptyFile := filepath.Join(tmp, "empty"), filepath.Join(tmp, "empty.env")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(emptyFile, nil, 0o600); err != nil {
+		return err
+	}
 	var errs []error
 	for _, f := range files {
 		env := strings.TrimSuffix(filepath.Base(f), ".json")
 		name := label + "/" + filepath.Base(f)
 		cmd := exec.CommandContext(ctx, bin, "config")
 		cmd.Dir = empty
-		cmd.Env = Environ(env, empty)
+		cmd.Env = Environ(env, empty, emptyFile)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()
@@ -61,13 +69,14 @@ func Check(ctx context.Context, bin, dir, label string) error {
 	return errors.Join(errs...)
 }
 
-// Environ is the whole environment the binary gets for env: APP_ENV, and
-// the secrets directory and .env file pointed at empty (nothing in them).
-func Environ(env, empty string) []string {
+// Environ is the whole environment the binary gets for env: APP_ENV, the
+// secrets directory pointed at the empty directory emptyDir, and the .env
+// file at the empty file emptyFile.
+func Environ(env, emptyDir, emptyFile string) []string {
 	return []string{
 		"APP_ENV=" + env,
-		"SECRETS_DIR=" + empty,
-		"DOTENV_FILE=" + filepath.Join(empty, ".env"),
+		"SECRETS_DIR=" + emptyDir,
+		"DOTENV_FILE=" + emptyFile,
 	}
 }
 

@@ -16,6 +16,7 @@ const fakeApp = `#!/bin/sh
 [ -z "$LEAKED$HOME" ] || { echo "the caller's environment leaked in" >&2; exit 1; }
 [ ! -e .env ] || { echo "a .env file is in the working directory" >&2; exit 1; }
 [ -d "$SECRETS_DIR" ] || { echo "no secrets directory" >&2; exit 1; }
+[ -f "$DOTENV_FILE" ] && [ ! -s "$DOTENV_FILE" ] || { echo "DOTENV_FILE $DOTENV_FILE: not an empty file (the service refuses a missing one)" >&2; exit 1; }
 if [ "$APP_ENV" = broken ]; then
   echo "app: configuration:" >&2
   echo 'config/broken.json: unknown key "htp.port"' >&2
