@@ -102,6 +102,10 @@ type Deployer struct {
 	// Webhook is the URL the environment's notify.url_env names, read from
 	// the process environment: unset means no notifications.
 	Webhook secret.Value
+	// LockWait is how long a change waits for a held lock before it is
+	// refused (DEPLOY_LOCK_WAIT; 0, refuse at once): CI sets it so that two
+	// pipelines meeting on one environment queue instead of failing.
+	LockWait time.Duration
 }
 
 func (d *Deployer) bg() context.Context {
@@ -376,7 +380,7 @@ func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action 
 			cs.Add("lock", "free", nil)
 		}
 	} else {
-		r, err := lock.Acquire(ctx, LockInfo{Holder: d.Who, Since: time.Now(), Action: action + " to " + d.Env.Name, PID: os.Getpid()})
+		r, err := d.acquire(ctx, lock, LockInfo{Holder: d.Who, Since: time.Now(), Action: action + " to " + d.Env.Name, PID: os.Getpid()})
 		if err != nil {
 			cs.Add("lock", "", err)
 		} else {
@@ -594,11 +598,33 @@ func splitByImage(changes []ServiceChange, repo string) (deps, app []ServiceChan
 	return deps, app
 }
 
+// lockPoll is how often a change waiting for the lock asks again.
+var lockPoll = 5 * time.Second
+
+// acquire takes the lock, waiting up to d.LockWait for its holder to let go.
+func (d *Deployer) acquire(ctx context.Context, lock Lock, info LockInfo) (func(context.Context) error, error) {
+	giveUp := time.Now().Add(d.LockWait)
+	for waiting := false; ; waiting = true {
+		release, err := lock.Acquire(ctx, info)
+		if !errors.Is(err, ErrLocked) || !time.Now().Before(giveUp) {
+			return release, err
+		}
+		if !waiting {
+			fmt.Fprintf(d.Out, "Waiting up to %s for the lock: %v\n", d.LockWait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(min(lockPoll, time.Until(giveUp))):
+		}
+	}
+}
+
 // holdLock takes the environment's lock for a change outside the deploy
 // pipeline (secrets:prune, db:migrate); call the returned func to release
 // it.
 func (d *Deployer) holdLock(ctx context.Context, action string) (func(), error) {
-	release, err := Lock{API: d.API, Stack: d.Env.Stack}.Acquire(ctx, LockInfo{Holder: d.Who, Since: time.Now(), Action: action, PID: os.Getpid()})
+	release, err := d.acquire(ctx, Lock{API: d.API, Stack: d.Env.Stack}, LockInfo{Holder: d.Who, Since: time.Now(), Action: action, PID: os.Getpid()})
 	if err != nil {
 		return nil, Refused(err)
 	}

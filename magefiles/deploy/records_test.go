@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -190,5 +191,38 @@ func TestEnvDiffNeverShowsValues(t *testing.T) {
 	}
 	if snake("UpdateConfig.FailureAction") != "update_config.failure_action" {
 		t.Error(snake("UpdateConfig.FailureAction"))
+	}
+}
+
+// A change waits up to LockWait for a held lock, then is refused.
+func TestAcquireWaits(t *testing.T) {
+	defer func(p time.Duration) { lockPoll = p }(lockPoll)
+	lockPoll = 5 * time.Millisecond
+	api := newFakeSwarm()
+	l := Lock{API: api, Stack: "svc"}
+	release, err := l.Acquire(t.Context(), LockInfo{Holder: "ana@laptop", Since: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	d := &Deployer{Out: &out}
+	if _, err := d.acquire(t.Context(), l, LockInfo{Holder: "ci"}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("no wait: %v, want ErrLocked at once", err)
+	}
+	d.LockWait = 30 * time.Millisecond
+	start := time.Now()
+	if _, err := d.acquire(t.Context(), l, LockInfo{Holder: "ci"}); !errors.Is(err, ErrLocked) || time.Since(start) < d.LockWait {
+		t.Fatalf("held throughout: %v after %s, want ErrLocked after %s", err, time.Since(start), d.LockWait)
+	}
+	if !strings.Contains(out.String(), "Waiting up to 30ms for the lock") || !strings.Contains(out.String(), "ana@laptop") {
+		t.Errorf("the wait is not announced with its holder:\n%s", out.String())
+	}
+	d.LockWait = time.Minute
+	time.AfterFunc(20*time.Millisecond, func() { _ = release(context.Background()) })
+	if _, err := d.acquire(t.Context(), l, LockInfo{Holder: "ci"}); err != nil {
+		t.Fatalf("released while waiting: %v", err)
+	}
+	if held, _, _ := l.Read(t.Context()); held == nil || held.Holder != "ci" {
+		t.Errorf("the lock is held by %v, want ci", held)
 	}
 }

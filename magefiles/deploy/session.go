@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -96,6 +97,12 @@ func Open(ctx context.Context, s Setup, name string) (*Deployer, *Connection, er
 	}
 	if env.Notify != nil {
 		d.Webhook = secret.New(s.Getenv(env.Notify.URLEnv))
+	}
+	if v := s.Getenv("DEPLOY_LOCK_WAIT"); v != "" {
+		if d.LockWait, err = time.ParseDuration(v); err != nil || d.LockWait < 0 {
+			_ = conn.Close()
+			return nil, nil, Refused(fmt.Errorf("DEPLOY_LOCK_WAIT=%q: want a duration such as 15m", v))
+		}
 	}
 	return d, conn, nil
 }
