@@ -56,7 +56,11 @@ func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOpt
 			if env.Registry != nil && !registryAnswers(ctx, env.Registry.Port) {
 				fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", cmpOr(o.RegistryImage, DefaultRegistryImage), RegistryContainer(env), env.Registry.Port)
 			}
-			for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
+			order, err := initOrder(env.InitSecrets)
+			if err != nil {
+				return err
+			}
+			for _, name := range order {
 				fmt.Fprintf(out, "Secret %s: version 1 would be created\n", name)
 			}
 			fmt.Fprintln(out, "Dry run: nothing was changed.")
@@ -170,51 +174,93 @@ func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment,
 
 var secretRef = regexp.MustCompile(`\{\{([a-z0-9_]+)\}\}`)
 
+// initRefs are the init secrets tmpl embeds the value of, each once.
+func initRefs(tmpl string) []string {
+	var out []string
+	for _, m := range secretRef.FindAllStringSubmatch(tmpl, -1) {
+		if m[1] != "random" && !slices.Contains(out, m[1]) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// initOrder orders the init secrets so that each comes after those it
+// embeds, by name otherwise: a run cut short between two creates then
+// leaves a secret whose value the rest can still be made from, never one
+// that embeds a value no secret holds.
+func initOrder(secrets map[string]string) ([]string, error) {
+	var order []string
+	done, visiting := map[string]bool{}, map[string]bool{}
+	var visit func(name string, path []string) error
+	visit = func(name string, path []string) error {
+		if done[name] {
+			return nil
+		}
+		path = append(slices.Clone(path), name)
+		if visiting[name] {
+			return fmt.Errorf("init_secrets: %s refers to itself through %s", name, strings.Join(path, " -> "))
+		}
+		tmpl, ok := secrets[name]
+		if !ok {
+			return fmt.Errorf("init_secrets.%s: {{%s}} is not another init secret", path[len(path)-2], name)
+		}
+		visiting[name] = true
+		for _, ref := range initRefs(tmpl) {
+			if err := visit(ref, path); err != nil {
+				return err
+			}
+		}
+		done[name] = true
+		order = append(order, name)
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		if err := visit(name, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
 // ensureSecrets creates version 1 of each init_secret that has no version
-// yet. Values are generated here and go nowhere else: not to the output,
-// not to a file.
+// yet, those another embeds first. It refuses, before creating any, one
+// that needs the value of an existing secret (which cannot be read back)
+// and one missing while an existing secret embeds its value (a new value
+// would not match). Values are generated here and go nowhere else: not to
+// the output, not to a file.
 func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, out io.Writer, dryRun bool) error {
 	if len(env.InitSecrets) == 0 {
 		return nil
+	}
+	order, err := initOrder(env.InitSecrets)
+	if err != nil {
+		return err
 	}
 	versions, err := listVersions(ctx, api, env.Stack)
 	if err != nil {
 		return err
 	}
-	values := map[string]string{}
-	var resolve func(name string, seen []string) (string, error)
-	resolve = func(name string, seen []string) (string, error) {
-		if v, ok := values[name]; ok {
-			return v, nil
-		}
-		if slices.Contains(seen, name) {
-			return "", fmt.Errorf("init_secrets: %s refers to itself through %s", name, strings.Join(seen, " -> "))
-		}
-		tmpl, ok := env.InitSecrets[name]
-		if !ok {
-			return "", fmt.Errorf("init_secrets: {{%s}} is not another init secret", name)
-		}
-		var errs []error
-		v := secretRef.ReplaceAllStringFunc(tmpl, func(m string) string {
-			ref := secretRef.FindStringSubmatch(m)[1]
-			if ref == "random" {
-				return rand.Text() + rand.Text() // 52 characters, 260 random bits
+	var errs []error
+	for _, name := range order {
+		cur, exists := versions.Newest(name)
+		for _, ref := range initRefs(env.InitSecrets[name]) {
+			rv, refExists := versions.Newest(ref)
+			switch {
+			case exists && !refExists:
+				errs = append(errs, fmt.Errorf("init_secrets.%s has no version while %s (%s) embeds its value: a generated one would not match; give %s the value %s holds with go tool mage secrets:set %s %s",
+					ref, name, cur.Name, ref, name, env.Name, ref))
+			case !exists && refExists:
+				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s, whose version %s exists and cannot be read back: give %s yourself with go tool mage secrets:set %s %s",
+					name, ref, rv.Name, name, env.Name, name))
 			}
-			if cur, ok := versions.Newest(ref); ok {
-				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s, whose version %s exists and cannot be read back: give %s yourself with go tool mage secrets:set %s %s", name, ref, cur.Name, name, env.Name, name))
-				return ""
-			}
-			rv, err := resolve(ref, append(seen, name))
-			errs = append(errs, err)
-			return rv
-		})
-		if err := errors.Join(errs...); err != nil {
-			return "", err
 		}
-		values[name] = v
-		return v, nil
 	}
-	for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	values := map[string]string{}
+	for _, name := range order {
 		if cur, ok := versions.Newest(name); ok {
 			fmt.Fprintf(out, "Secret %s: exists (%s)\n", name, cur.Name)
 			continue
@@ -223,10 +269,15 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 			fmt.Fprintf(out, "Secret %s: version 1 would be created\n", name)
 			continue
 		}
-		v, err := resolve(name, nil)
-		if err != nil {
-			return err
-		}
+		// Every secret this one embeds was made above: the checks refuse
+		// an existing one.
+		v := secretRef.ReplaceAllStringFunc(env.InitSecrets[name], func(m string) string {
+			if ref := secretRef.FindStringSubmatch(m)[1]; ref != "random" {
+				return values[ref]
+			}
+			return rand.Text() + rand.Text() // 52 characters, 260 random bits
+		})
+		values[name] = v
 		made, err := SetSecret(ctx, api, env.Stack, name, secret.New(v))
 		if err != nil {
 			return err
