@@ -172,7 +172,44 @@ func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment,
 	return fmt.Errorf("the registry container %s does not answer on 127.0.0.1:%d (docker logs %s says why)", name, port, name)
 }
 
-var secretRef = regexp.MustCompile(`\{\{([a-z0-9_]+)\}\}`)
+// secretRef is one {{...}} of an init secret's template; what may be
+// inside is checked when the environments file is read (checkInitSecrets).
+var secretRef = regexp.MustCompile(`\{\{([^{}]*)\}\}`)
+
+// checkInitSecrets checks an environment's init_secrets templates: every
+// {{...}} is {{random}} or {{name}} of another init secret, no other {{ or
+// }} is left (a typo would otherwise be kept as a literal part of the
+// value), and no secret embeds itself. Each problem starts with the key at
+// fault.
+func checkInitSecrets(secrets map[string]string) []string {
+	var errs []string
+	keys := slices.Sorted(maps.Keys(secrets))
+	for _, k := range keys {
+		switch {
+		case k == "random":
+			errs = append(errs, "random: {{random}} stands for a random value; give the secret another name")
+		case !logicalName.MatchString(k):
+			errs = append(errs, fmt.Sprintf("%s: want letters, digits, '_', '.' or '-' in a secret's name, at most 64", k))
+		}
+		others := slices.DeleteFunc(slices.Clone(keys), func(o string) bool { return o == k })
+		tmpl := secrets[k]
+		for _, m := range secretRef.FindAllStringSubmatch(tmpl, -1) {
+			if ref := m[1]; ref != "random" && !slices.Contains(others, ref) {
+				errs = append(errs, fmt.Sprintf("%s: %s is neither {{random}} nor {{name}} of another init secret (%s)", k, m[0], cmpOr(strings.Join(others, ", "), "there is none")))
+			}
+		}
+		if rest := secretRef.ReplaceAllString(tmpl, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
+			errs = append(errs, fmt.Sprintf("%s: a {{ or }} that is not part of {{random}} or {{name}}", k))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if _, err := initOrder(secrets); err != nil {
+		errs = append(errs, strings.TrimPrefix(err.Error(), "init_secrets: "))
+	}
+	return errs
+}
 
 // initRefs are the init secrets tmpl embeds the value of, each once.
 func initRefs(tmpl string) []string {

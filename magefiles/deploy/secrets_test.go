@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -355,5 +356,21 @@ func TestInitSecretsOrder(t *testing.T) {
 				t.Errorf("made %q, want %q", made, tt.want)
 			}
 		})
+	}
+}
+
+// {{name}} embeds any init secret, whatever characters its name has.
+func TestInitSecretsEmbedAnyName(t *testing.T) {
+	api := newFakeSwarm()
+	env := &Environment{Name: "local", Stack: "svc", InitSecrets: map[string]string{"pg-password.1": "{{random}}", "url": "x:{{pg-password.1}}"}}
+	if err := ensureSecrets(t.Context(), api, env, io.Discard, false); err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]string{}
+	for _, s := range api.secrets {
+		data[s.Spec.Name] = string(s.Spec.Data)
+	}
+	if pw := data["svc_pg-password.1_v1"]; len(pw) < 40 || data["svc_url_v1"] != "x:"+pw {
+		t.Errorf("url embeds %q, not the password", strings.TrimPrefix(data["svc_url_v1"], "x:"))
 	}
 }
