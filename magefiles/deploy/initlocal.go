@@ -33,6 +33,9 @@ type InitOptions struct {
 	RegistryImage string // DefaultRegistryImage when empty
 	Out           io.Writer
 	DryRun        bool // say what would be done, do nothing
+	// Endpoint is the connection's: Init refuses any but this machine's
+	// engine, as DEPLOY_HOST may point elsewhere.
+	Endpoint Endpoint
 }
 
 // Init prepares a local environment on this machine's engine: it makes
@@ -43,6 +46,9 @@ type InitOptions struct {
 func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOptions) error {
 	if env.Protected || env.Endpoint != "" || env.Context != "" {
 		return Refused(fmt.Errorf("deploy:init prepares a local environment on this machine's engine; %s is protected or has its own endpoint: its Swarm, registry and secrets are managed by its operators", env.Name))
+	}
+	if !o.Endpoint.Local() {
+		return Refused(fmt.Errorf("deploy:init prepares %s on this machine's engine, but %s points the connection at %s: unset %s; deploy:init never prepares a remote Swarm", env.Name, o.Endpoint.Source, o.Endpoint, o.Endpoint.Source))
 	}
 	out := o.Out
 	info, err := api.Info(ctx, client.InfoOptions{})
