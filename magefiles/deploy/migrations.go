@@ -63,7 +63,7 @@ func (d *Deployer) askMigrations(ctx context.Context, plan *Plan) *Migrations {
 	start := time.Now()
 	out, err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
 		Name: jobName(plan.Stack, "migrate-status"), Stack: plan.Stack, Args: []string{"migrate", "status"},
-		Deadline: min(d.Env.Deadline, 2*time.Minute), Auth: d.Auth, Poll: d.Poll,
+		Deadline: min(d.Env.Deadline, 2*time.Minute), Warn: d.Out, Auth: d.Auth, Poll: d.Poll,
 	})
 	m := &Migrations{Took: time.Since(start)}
 	if err != nil {
