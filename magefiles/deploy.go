@@ -151,7 +151,7 @@ func (Deploy) Init(ctx context.Context, env string, dryRun *bool) error {
 		return deploy.Refused(err)
 	}
 	defer conn.Close()
-	return deploy.Init(ctx, conn.Client, e, deploy.InitOptions{RegistryImage: os.Getenv("REGISTRY_IMAGE"), Out: os.Stdout, DryRun: flag(dryRun)})
+	return deploy.Init(ctx, conn.Client, e, deploy.InitOptions{RegistryImage: os.Getenv("REGISTRY_IMAGE"), Out: os.Stdout, DryRun: flag(dryRun), Endpoint: conn.Endpoint})
 }
 
 func deployTo(ctx context.Context, env string, image, version *string, dryRun *bool, override *string) error {

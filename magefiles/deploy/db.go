@@ -39,7 +39,7 @@ func (d *Deployer) DBStatus(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "Migrations of %s's database, as %s (%s) knows them, asked by a job on stack %s's network:\n", d.Env.Name, name, ImageOf(spec).Short(), d.Env.Stack)
 	out, err := RunJob(ctx, d.bg(), d.API, spec, JobOptions{
 		Name: jobName(d.Env.Stack, "migrate-status"), Stack: d.Env.Stack, Args: []string{"migrate", "status"},
-		Deadline: 2 * time.Minute, Auth: d.Auth, Poll: d.Poll,
+		Deadline: 2 * time.Minute, Warn: w, Auth: d.Auth, Poll: d.Poll,
 	})
 	fmt.Fprint(w, out)
 	return err

@@ -29,6 +29,10 @@ type Endpoint struct {
 	Context string
 }
 
+// Local reports whether e is this machine's engine (DOCKER_HOST or the
+// default socket), not an endpoint, a context or DEPLOY_HOST.
+func (e Endpoint) Local() bool { return e.Host == "" && e.Context == "" }
+
 func (e Endpoint) String() string {
 	s := cmp.Or(e.Host, "the local engine ("+cmp.Or(os.Getenv("DOCKER_HOST"), client.DefaultDockerHost)+")")
 	if e.Context != "" {

@@ -1,9 +1,14 @@
 package deploy
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/moby/moby/client"
 )
 
 func getenvMap(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -78,5 +83,40 @@ func TestSSHKeyFile(t *testing.T) {
 	cleanup()
 	if _, err := os.Stat(key); !os.IsNotExist(err) {
 		t.Errorf("the key file outlived the connection: %v", err)
+	}
+}
+
+// unreachable is an engine deploy:init must not reach, or reaches and
+// finds not answering.
+type unreachable struct{ client.APIClient }
+
+func (unreachable) Info(context.Context, client.InfoOptions) (client.SystemInfoResult, error) {
+	return client.SystemInfoResult{}, errors.New("reached")
+}
+
+// deploy:init prepares this machine's engine only: DEPLOY_HOST, which
+// Connect honours, must not point it at a remote Swarm.
+func TestInitOnlyOnThisMachine(t *testing.T) {
+	env := &Environment{Name: "local", Stack: "svc"}
+	tests := []struct {
+		name string
+		vars map[string]string
+		err  string
+	}{
+		{name: "this machine's engine", err: "the Docker engine does not answer: reached"},
+		{name: "DEPLOY_HOST", vars: map[string]string{"DEPLOY_HOST": "tcp://10.0.0.1:2376"}, err: "DEPLOY_HOST points the connection at tcp://10.0.0.1:2376: unset DEPLOY_HOST"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Connect(env, true, getenvMap(tt.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			err = Init(t.Context(), unreachable{}, env, InitOptions{Out: io.Discard, Endpoint: c.Endpoint})
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
+		})
 	}
 }

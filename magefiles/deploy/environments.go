@@ -63,8 +63,8 @@ type Environment struct {
 	Registry *LocalRegistry `yaml:"registry"`
 
 	// InitSecrets are made by deploy:init when missing, in a non-protected
-	// environment: "{{random}}" is 32 random characters and {{name}} the
-	// value of another secret made here.
+	// environment: "{{random}}" is 52 random characters and {{name}} the
+	// value of another secret made here; any other {{ or }} is an error.
 	InitSecrets map[string]string `yaml:"init_secrets"`
 
 	// Smoke, when set, is checked once a change has converged: /ready must
@@ -237,6 +237,9 @@ func parseEnvironments(r io.Reader, path, root string) (Environments, error) {
 		}
 		if e.Protected && (e.Registry != nil || len(e.InitSecrets) > 0) {
 			fail(name, "protected: a protected environment's registry and secrets are not made by deploy:init; remove registry and init_secrets")
+		}
+		for _, msg := range checkInitSecrets(e.InitSecrets) {
+			fail(name, "init_secrets.%s", msg)
 		}
 		for k := range e.Variables {
 			if k == "IMAGE_TAG" || k == "REGISTRY" || k == "IMAGE_NAME" || k == "APP_ENV" {

@@ -33,6 +33,9 @@ type InitOptions struct {
 	RegistryImage string // DefaultRegistryImage when empty
 	Out           io.Writer
 	DryRun        bool // say what would be done, do nothing
+	// Endpoint is the connection's: Init refuses any but this machine's
+	// engine, as DEPLOY_HOST may point elsewhere.
+	Endpoint Endpoint
 }
 
 // Init prepares a local environment on this machine's engine: it makes
@@ -43,6 +46,9 @@ type InitOptions struct {
 func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOptions) error {
 	if env.Protected || env.Endpoint != "" || env.Context != "" {
 		return Refused(fmt.Errorf("deploy:init prepares a local environment on this machine's engine; %s is protected or has its own endpoint: its Swarm, registry and secrets are managed by its operators", env.Name))
+	}
+	if !o.Endpoint.Local() {
+		return Refused(fmt.Errorf("deploy:init prepares %s on this machine's engine, but %s points the connection at %s: unset %s; deploy:init never prepares a remote Swarm", env.Name, o.Endpoint.Source, o.Endpoint, o.Endpoint.Source))
 	}
 	out := o.Out
 	info, err := api.Info(ctx, client.InfoOptions{})
@@ -56,7 +62,11 @@ func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOpt
 			if env.Registry != nil && !registryAnswers(ctx, env.Registry.Port) {
 				fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", cmpOr(o.RegistryImage, DefaultRegistryImage), RegistryContainer(env), env.Registry.Port)
 			}
-			for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
+			order, err := initOrder(env.InitSecrets)
+			if err != nil {
+				return err
+			}
+			for _, name := range order {
 				fmt.Fprintf(out, "Secret %s: version 1 would be created\n", name)
 			}
 			fmt.Fprintln(out, "Dry run: nothing was changed.")
@@ -168,53 +178,132 @@ func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment,
 	return fmt.Errorf("the registry container %s does not answer on 127.0.0.1:%d (docker logs %s says why)", name, port, name)
 }
 
-var secretRef = regexp.MustCompile(`\{\{([a-z0-9_]+)\}\}`)
+// secretRef is one {{...}} of an init secret's template; what may be
+// inside is checked when the environments file is read (checkInitSecrets).
+var secretRef = regexp.MustCompile(`\{\{([^{}]*)\}\}`)
+
+// checkInitSecrets checks an environment's init_secrets templates: every
+// {{...}} is {{random}} or {{name}} of another init secret, no other {{ or
+// }} is left (a typo would otherwise be kept as a literal part of the
+// value), and no secret embeds itself. Each problem starts with the key at
+// fault.
+func checkInitSecrets(secrets map[string]string) []string {
+	var errs []string
+	keys := slices.Sorted(maps.Keys(secrets))
+	for _, k := range keys {
+		switch {
+		case k == "random":
+			errs = append(errs, "random: {{random}} stands for a random value; give the secret another name")
+		case !logicalName.MatchString(k):
+			errs = append(errs, fmt.Sprintf("%s: want letters, digits, '_', '.' or '-' in a secret's name, at most 64", k))
+		}
+		others := slices.DeleteFunc(slices.Clone(keys), func(o string) bool { return o == k })
+		tmpl := secrets[k]
+		for _, m := range secretRef.FindAllStringSubmatch(tmpl, -1) {
+			if ref := m[1]; ref != "random" && !slices.Contains(others, ref) {
+				errs = append(errs, fmt.Sprintf("%s: %s is neither {{random}} nor {{name}} of another init secret (%s)", k, m[0], cmpOr(strings.Join(others, ", "), "there is none")))
+			}
+		}
+		if rest := secretRef.ReplaceAllString(tmpl, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
+			errs = append(errs, fmt.Sprintf("%s: a {{ or }} that is not part of {{random}} or {{name}}", k))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if _, err := initOrder(secrets); err != nil {
+		errs = append(errs, strings.TrimPrefix(err.Error(), "init_secrets: "))
+	}
+	return errs
+}
+
+// initRefs are the init secrets tmpl embeds the value of, each once.
+func initRefs(tmpl string) []string {
+	var out []string
+	for _, m := range secretRef.FindAllStringSubmatch(tmpl, -1) {
+		if m[1] != "random" && !slices.Contains(out, m[1]) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// initOrder orders the init secrets so that each comes after those it
+// embeds, by name otherwise: a run cut short between two creates then
+// leaves a secret whose value the rest can still be made from, never one
+// that embeds a value no secret holds.
+func initOrder(secrets map[string]string) ([]string, error) {
+	var order []string
+	done, visiting := map[string]bool{}, map[string]bool{}
+	var visit func(name string, path []string) error
+	visit = func(name string, path []string) error {
+		if done[name] {
+			return nil
+		}
+		path = append(slices.Clone(path), name)
+		if visiting[name] {
+			return fmt.Errorf("init_secrets: %s refers to itself through %s", name, strings.Join(path, " -> "))
+		}
+		tmpl, ok := secrets[name]
+		if !ok {
+			return fmt.Errorf("init_secrets.%s: {{%s}} is not another init secret", path[len(path)-2], name)
+		}
+		visiting[name] = true
+		for _, ref := range initRefs(tmpl) {
+			if err := visit(ref, path); err != nil {
+				return err
+			}
+		}
+		done[name] = true
+		order = append(order, name)
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		if err := visit(name, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
 
 // ensureSecrets creates version 1 of each init_secret that has no version
-// yet. Values are generated here and go nowhere else: not to the output,
-// not to a file.
+// yet, those another embeds first. It refuses, before creating any, one
+// that needs the value of an existing secret (which cannot be read back)
+// and one missing while an existing secret embeds its value (a new value
+// would not match). Values are generated here and go nowhere else: not to
+// the output, not to a file.
 func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, out io.Writer, dryRun bool) error {
 	if len(env.InitSecrets) == 0 {
 		return nil
+	}
+	order, err := initOrder(env.InitSecrets)
+	if err != nil {
+		return err
 	}
 	versions, err := listVersions(ctx, api, env.Stack)
 	if err != nil {
 		return err
 	}
-	values := map[string]string{}
-	var resolve func(name string, seen []string) (string, error)
-	resolve = func(name string, seen []string) (string, error) {
-		if v, ok := values[name]; ok {
-			return v, nil
-		}
-		if slices.Contains(seen, name) {
-			return "", fmt.Errorf("init_secrets: %s refers to itself through %s", name, strings.Join(seen, " -> "))
-		}
-		tmpl, ok := env.InitSecrets[name]
-		if !ok {
-			return "", fmt.Errorf("init_secrets: {{%s}} is not another init secret", name)
-		}
-		var errs []error
-		v := secretRef.ReplaceAllStringFunc(tmpl, func(m string) string {
-			ref := secretRef.FindStringSubmatch(m)[1]
-			if ref == "random" {
-				return rand.Text() + rand.Text() // 52 characters, 260 random bits
+	var errs []error
+	for _, name := range order {
+		cur, exists := versions.Newest(name)
+		for _, ref := range initRefs(env.InitSecrets[name]) {
+			rv, refExists := versions.Newest(ref)
+			switch {
+			case exists && !refExists:
+				errs = append(errs, fmt.Errorf("init_secrets.%s has no version while %s (%s) embeds its value: a generated one would not match; give %s the value %s holds with go tool mage secrets:set %s %s",
+					ref, name, cur.Name, ref, name, env.Name, ref))
+			case !exists && refExists:
+				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s, whose version %s exists and cannot be read back: give %s yourself with go tool mage secrets:set %s %s",
+					name, ref, rv.Name, name, env.Name, name))
 			}
-			if cur, ok := versions.Newest(ref); ok {
-				errs = append(errs, fmt.Errorf("init_secrets.%s needs the value of %s, whose version %s exists and cannot be read back: give %s yourself with go tool mage secrets:set %s %s", name, ref, cur.Name, name, env.Name, name))
-				return ""
-			}
-			rv, err := resolve(ref, append(seen, name))
-			errs = append(errs, err)
-			return rv
-		})
-		if err := errors.Join(errs...); err != nil {
-			return "", err
 		}
-		values[name] = v
-		return v, nil
 	}
-	for _, name := range slices.Sorted(maps.Keys(env.InitSecrets)) {
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	values := map[string]string{}
+	for _, name := range order {
 		if cur, ok := versions.Newest(name); ok {
 			fmt.Fprintf(out, "Secret %s: exists (%s)\n", name, cur.Name)
 			continue
@@ -223,10 +312,15 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 			fmt.Fprintf(out, "Secret %s: version 1 would be created\n", name)
 			continue
 		}
-		v, err := resolve(name, nil)
-		if err != nil {
-			return err
-		}
+		// Every secret this one embeds was made above: the checks refuse
+		// an existing one.
+		v := secretRef.ReplaceAllStringFunc(env.InitSecrets[name], func(m string) string {
+			if ref := secretRef.FindStringSubmatch(m)[1]; ref != "random" {
+				return values[ref]
+			}
+			return rand.Text() + rand.Text() // 52 characters, 260 random bits
+		})
+		values[name] = v
 		made, err := SetSecret(ctx, api, env.Stack, name, secret.New(v))
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -23,15 +24,20 @@ type JobOptions struct {
 	Args     []string // replace the image's CMD: "migrate", "up"
 	Deadline time.Duration
 	Out      io.Writer // the job's output, each line prefixed; nil: not printed
-	Auth     AuthFunc
-	Poll     time.Duration
+	// Warn takes a warning that the job may be left behind; Out when nil,
+	// standard error when both are.
+	Warn io.Writer
+	Auth AuthFunc
+	Poll time.Duration
 }
 
 // RunJob runs base's image once as a Swarm replicated-job with base's
 // networks, secrets, environment and placement, and args as its command.
 // It watches the task itself, with a deadline (docker service create
 // --detach=false hangs forever on a failing job, docker/cli#2979), returns
-// (and prints) the task's output, and removes the job whatever happened.
+// (and prints) the task's output, and removes the job whatever happened,
+// even after the caller's context ended or a create that seemed to fail;
+// when it cannot, it says so.
 func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.ServiceSpec, o JobOptions) (string, error) {
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
@@ -70,11 +76,21 @@ func RunJob(ctx, cleanup context.Context, api client.APIClient, base swarm.Servi
 	spec.TaskTemplate.Networks = nets
 	r, err := createService(ctx, api, spec, o.Auth)
 	if err != nil {
+		// The engine may have made it all the same (Ctrl-C or a dropped ssh
+		// connection mid-request): remove one of that name, if there is one.
+		rctx, cancel := briefly(cleanup)
+		defer cancel()
+		if s, ierr := api.ServiceInspect(rctx, o.Name, client.ServiceInspectOptions{}); ierr == nil {
+			o.remove(rctx, api, s.Service.ID)
+		} else if !cerrdefs.IsNotFound(ierr) {
+			o.warnf("job %s may have been made and left behind (%v): look for it with docker service ls", o.Name, ierr)
+		}
 		return "", fmt.Errorf("create job %s: %w", o.Name, err)
 	}
 	defer func() {
-		_ = removeService(cleanup, api, r.ID)
-		removeJobContainers(cleanup, api, r.ID)
+		rctx, cancel := briefly(cleanup)
+		defer cancel()
+		o.remove(rctx, api, r.ID)
 	}()
 
 	start := time.Now()
@@ -133,6 +149,34 @@ func jobLogs(ctx context.Context, api client.APIClient, id string) string {
 		fmt.Fprintf(&buf, "(output cut short: %v)\n", err)
 	}
 	return strings.ReplaceAll(buf.String(), "\r\n", "\n")
+}
+
+// briefly bounds the removal of a job: it outlives the caller's context
+// (a job left behind keeps its task's container and a name in the Swarm),
+// but not for long.
+func briefly(cleanup context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(cleanup), 15*time.Second)
+}
+
+// remove removes the job of service ID id and its containers, warning when
+// the job stays.
+func (o JobOptions) remove(ctx context.Context, api client.APIClient, id string) {
+	if err := removeService(ctx, api, id); err != nil {
+		o.warnf("job %s was not removed (%v): remove it with docker service rm %s", o.Name, err, o.Name)
+		return
+	}
+	removeJobContainers(ctx, api, id)
+}
+
+func (o JobOptions) warnf(format string, args ...any) {
+	w := o.Warn
+	if w == nil {
+		w = o.Out
+	}
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintf(w, "warning: "+format+"\n", args...)
 }
 
 func removeService(ctx context.Context, api client.APIClient, id string) error {

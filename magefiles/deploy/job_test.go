@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +102,80 @@ func TestRunJob(t *testing.T) {
 			}
 			if len(api.services) != 0 {
 				t.Errorf("the job was not removed: %v", api.calls)
+			}
+		})
+	}
+}
+
+// flakyJobs is fakeJobs with a connection that fails: a create the engine
+// made but whose answer was lost, the caller's Ctrl-C during a create, a
+// removal of the job refused. Its ServiceRemove honours the context, as the
+// real client does.
+type flakyJobs struct {
+	*fakeJobs
+	createErr error
+	cancel    context.CancelFunc // the caller's Ctrl-C, mid-create
+	removeErr error              // for the job made
+}
+
+func (f *flakyJobs) ServiceCreate(ctx context.Context, o client.ServiceCreateOptions) (client.ServiceCreateResult, error) {
+	r, err := f.fakeJobs.ServiceCreate(ctx, o)
+	if f.cancel != nil {
+		f.cancel()
+	}
+	if f.createErr != nil {
+		return client.ServiceCreateResult{}, f.createErr
+	}
+	return r, err
+}
+
+func (f *flakyJobs) ServiceRemove(ctx context.Context, id string, o client.ServiceRemoveOptions) (client.ServiceRemoveResult, error) {
+	if err := ctx.Err(); err != nil {
+		return client.ServiceRemoveResult{}, err
+	}
+	if f.removeErr != nil && strings.HasPrefix(id, "new-") {
+		return client.ServiceRemoveResult{}, f.removeErr
+	}
+	return f.fakeJobs.ServiceRemove(ctx, id, o)
+}
+
+// A job is removed, or a warning says it was not, whatever happened to
+// its create.
+func TestRunJobLeavesNoJobUnsaid(t *testing.T) {
+	base := swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "r/app:v1"}}}
+	tests := []struct {
+		name      string
+		createErr error
+		interrupt bool // the caller's context ends during the create
+		removeErr error
+		left      int    // jobs left in the Swarm
+		warning   string // in the output
+	}{
+		{name: "the create failed, but the engine made it", createErr: errors.New("connection reset")},
+		{name: "the caller's Ctrl-C during the create", createErr: context.Canceled, interrupt: true},
+		{name: "the removal fails", removeErr: errors.New("engine busy"), left: 1,
+			warning: "warning: job svc_migrate was not removed (remove new-svc_migrate: engine busy): remove it with docker service rm svc_migrate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			api := &flakyJobs{fakeJobs: &fakeJobs{fakeServices: &fakeServices{fakeSwarm: newFakeSwarm(), services: map[string]swarm.Service{}},
+				state: swarm.TaskStateComplete}, createErr: tt.createErr, removeErr: tt.removeErr}
+			if tt.interrupt {
+				api.cancel = cancel
+			}
+			var out bytes.Buffer
+			_, err := RunJob(ctx, ctx, api, base, JobOptions{Name: "svc_migrate", Stack: "svc", Deadline: time.Second, Out: &out, Poll: time.Millisecond,
+				Auth: func(context.Context, string) (string, error) { return "", nil }})
+			if (err != nil) != (tt.createErr != nil) {
+				t.Fatalf("RunJob: %v", err)
+			}
+			if len(api.services) != tt.left {
+				t.Errorf("%d job(s) left, want %d: %v", len(api.services), tt.left, api.calls)
+			}
+			if tt.warning != "" && !strings.Contains(out.String(), tt.warning) {
+				t.Errorf("output %q does not say %q", out.String(), tt.warning)
 			}
 		})
 	}

@@ -3,6 +3,8 @@ package deploy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"regexp"
@@ -61,7 +63,7 @@ func (d *Deployer) askMigrations(ctx context.Context, plan *Plan) *Migrations {
 	start := time.Now()
 	out, err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
 		Name: jobName(plan.Stack, "migrate-status"), Stack: plan.Stack, Args: []string{"migrate", "status"},
-		Deadline: min(d.Env.Deadline, 2*time.Minute), Auth: d.Auth, Poll: d.Poll,
+		Deadline: min(d.Env.Deadline, 2*time.Minute), Warn: d.Out, Auth: d.Auth, Poll: d.Poll,
 	})
 	m := &Migrations{Took: time.Since(start)}
 	if err != nil {
@@ -94,10 +96,22 @@ func (m *Migrations) Print(w io.Writer) {
 	}
 }
 
-// jobName is a job's service name: unique, since jobs outside the lock
-// (a dry run's, deploy:status's) may run side by side.
+// maxServiceName is the longest service name Swarm accepts (a DNS label).
+const maxServiceName = 63
+
+// jobName is a job's service name, <stack>_<what>-<random>: unique, since
+// jobs outside the lock (a dry run's, deploy:status's) may run side by
+// side. When that is longer than Swarm takes, the stack part is cut and
+// ends in a short hash of the whole stack name, so that stacks that share
+// a long prefix still name their jobs apart.
 func jobName(stack, what string) string {
-	return fmt.Sprintf("%s_%s-%s", stack, what, strings.ToLower(rand.Text()[:6]))
+	suffix := fmt.Sprintf("_%s-%s", what, strings.ToLower(rand.Text()[:6]))
+	if len(stack)+len(suffix) > maxServiceName {
+		sum := sha256.Sum256([]byte(stack))
+		h := hex.EncodeToString(sum[:3])
+		stack = stack[:max(0, maxServiceName-len(suffix)-len(h)-1)] + "-" + h
+	}
+	return stack + suffix
 }
 
 func lastLine(out string) string {

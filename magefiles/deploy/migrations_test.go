@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -47,9 +48,38 @@ func TestMigrationsPrint(t *testing.T) {
 	}
 }
 
+// Job names are unique, valid Swarm service names (63 characters at
+// most), and tell stacks apart even when the longest stack names share
+// their start.
 func TestJobNamesAreUnique(t *testing.T) {
-	a, b := jobName("svc", "probe"), jobName("svc", "probe")
-	if a == b || !strings.HasPrefix(a, "svc_probe-") || len(a) > 63 {
-		t.Errorf("job names %q and %q", a, b)
+	long := strings.Repeat("s", 47) // the longest a stack may be: 48
+	tests := []struct {
+		name, stack, what string
+		prefix            string // every name starts so
+	}{
+		{name: "short", stack: "svc", what: "probe", prefix: "svc_probe-"},
+		{name: "the longest stack", stack: long + "a", what: "migrate-status", prefix: strings.Repeat("s", 34) + "-"},
+		{name: "another longest stack", stack: long + "b", what: "migrate-status", prefix: strings.Repeat("s", 34) + "-"},
+		{name: "the longest stack, a short job", stack: long + "a", what: "smoke", prefix: long + "a_smoke-"},
+	}
+	valid := regexp.MustCompile(`^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$`) // swarmkit's
+	seen := map[string]string{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := jobName(tt.stack, tt.what), jobName(tt.stack, tt.what)
+			for _, n := range []string{a, b} {
+				if len(n) > maxServiceName || !valid.MatchString(n) || !strings.HasPrefix(n, tt.prefix) || !strings.Contains(n, "_"+tt.what+"-") {
+					t.Errorf("job name %q (%d characters): want at most %d, a valid name, starting %q", n, len(n), maxServiceName, tt.prefix)
+				}
+			}
+			if a == b {
+				t.Errorf("two jobs named %q", a)
+			}
+			stackPart := a[:strings.LastIndex(a, "_"+tt.what)]
+			if other, ok := seen[stackPart]; ok && other != tt.stack {
+				t.Errorf("stacks %s and %s both name their jobs %s_...", other, tt.stack, stackPart)
+			}
+			seen[stackPart] = tt.stack
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 
@@ -93,18 +94,21 @@ func checkNodes(ctx context.Context, api client.APIClient, services map[string]s
 			down = append(down, fmt.Sprintf("%s (%s, %s)", n.Description.Hostname, n.Status.State, n.Spec.Availability))
 		}
 	}
-	var errs []string
+	var errs, warnings []string
 	for _, name := range slices.Sorted(maps.Keys(services)) {
 		var constraints []string
 		if p := services[name].TaskTemplate.Placement; p != nil {
 			constraints = p.Constraints
 		}
 		fit := 0
-		for _, n := range ready {
-			ok, err := MatchConstraints(constraints, n)
+		for i, n := range ready {
+			ok, unknown, err := MatchConstraints(constraints, n)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 				break
+			}
+			if i == 0 && len(unknown) > 0 {
+				warnings = append(warnings, fmt.Sprintf("service %s: %q not checked (a key this check does not know; if Swarm does not either, no node runs it)", name, unknown))
 			}
 			if ok {
 				fit++
@@ -122,51 +126,83 @@ func checkNodes(ctx context.Context, api client.APIClient, services map[string]s
 	if len(down) > 0 {
 		msg += "; not ready or not active: " + strings.Join(down, ", ")
 	}
+	if len(warnings) > 0 {
+		msg += "; warning: " + strings.Join(warnings, "; ")
+	}
 	cs.Add("nodes", msg, nil)
 }
 
 // MatchConstraints evaluates Swarm placement constraints (==, != on
-// node.id, node.hostname, node.role, node.platform.os/arch, node.labels.*,
-// engine.labels.*) against a node, as the scheduler does.
-func MatchConstraints(constraints []string, n swarm.Node) (bool, error) {
+// node.id, node.hostname, node.ip, node.role, node.platform.os/arch,
+// node.labels.*, engine.labels.*) against a node as swarmkit's scheduler
+// does (manager/constraint): keys and values without regard to case, but
+// for a label's own name; node.ip against an address or a CIDR subnet. A
+// key the scheduler of this code's time does not know is returned in
+// unknown, not evaluated: a newer engine may know it.
+func MatchConstraints(constraints []string, n swarm.Node) (match bool, unknown []string, err error) {
+	match = true
 	for _, c := range constraints {
+		// "==" is tried first, as swarmkit does.
 		op := "=="
 		k, v, ok := strings.Cut(c, "==")
 		if !ok {
 			if k, v, ok = strings.Cut(c, "!="); !ok {
-				return false, fmt.Errorf("constraint %q: want key==value or key!=value", c)
+				return false, nil, fmt.Errorf("constraint %q: want key==value or key!=value", c)
 			}
 			op = "!="
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		var have string
-		var found bool
-		switch {
-		case k == "node.id":
-			have, found = n.ID, true
-		case k == "node.hostname":
-			have, found = n.Description.Hostname, true
-		case k == "node.role":
-			have, found = string(n.Spec.Role), true
-		case k == "node.platform.os":
-			have, found = n.Description.Platform.OS, true
-		case k == "node.platform.arch":
-			have, found = n.Description.Platform.Architecture, true
-		case strings.HasPrefix(k, "node.labels."):
-			have, found = n.Spec.Labels[strings.TrimPrefix(k, "node.labels.")]
-		case strings.HasPrefix(k, "engine.labels."):
-			have, found = n.Description.Engine.Labels[strings.TrimPrefix(k, "engine.labels.")]
+		switch lk := strings.ToLower(k); {
+		case lk == "node.id":
+			have = n.ID
+		case lk == "node.hostname":
+			have = n.Description.Hostname
+		case lk == "node.ip":
+			in, err := ipMatches(v, n.Status.Addr)
+			if err != nil {
+				return false, nil, fmt.Errorf("constraint %q: %w", c, err)
+			}
+			if in != (op == "==") {
+				match = false
+			}
+			continue
+		case lk == "node.role":
+			have = string(n.Spec.Role)
+		case lk == "node.platform.os":
+			have = n.Description.Platform.OS
+		case lk == "node.platform.arch":
+			have = n.Description.Platform.Architecture
+		case len(k) > len(nodeLabels) && strings.HasPrefix(lk, nodeLabels):
+			have = n.Spec.Labels[k[len(nodeLabels):]] // "" when missing, as in swarmkit
+		case len(k) > len(engineLabels) && strings.HasPrefix(lk, engineLabels):
+			have = n.Description.Engine.Labels[k[len(engineLabels):]]
 		default:
-			return false, fmt.Errorf("constraint %q: unknown key %s", c, k)
+			unknown = append(unknown, c)
+			continue
 		}
-		// Labels compare exactly; names and roles without regard to case.
-		eq := found && strings.EqualFold(have, v)
-		if strings.HasPrefix(k, "node.labels.") || strings.HasPrefix(k, "engine.labels.") {
-			eq = found && have == v
-		}
-		if (op == "==") != eq {
-			return false, nil
+		if strings.EqualFold(have, v) != (op == "==") {
+			match = false
 		}
 	}
-	return true, nil
+	return match, unknown, nil
+}
+
+const (
+	nodeLabels   = "node.labels."
+	engineLabels = "engine.labels."
+)
+
+// ipMatches reports whether addr, a node's address, is want (an address)
+// or within it (a CIDR subnet). swarmkit places a task whose node.ip is
+// neither on no node, so that is an error here.
+func ipMatches(want, addr string) (bool, error) {
+	ip := net.ParseIP(addr)
+	if w := net.ParseIP(want); w != nil {
+		return w.Equal(ip), nil
+	}
+	if _, subnet, err := net.ParseCIDR(want); err == nil {
+		return subnet.Contains(ip), nil
+	}
+	return false, fmt.Errorf("%q is neither an IP address nor a CIDR subnet: Swarm places the task on no node", want)
 }

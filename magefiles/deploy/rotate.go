@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 	"golang.org/x/term"
 
 	"github.com/fractionate/service-template/internal/secret"
@@ -21,7 +23,8 @@ import (
 // lock, plan, a rolling update, convergence, the whole-stack restore on
 // failure, a record. Every spec stays as it runs but for that one secret.
 // With dryRun nothing is created and the plan names the version a real run
-// would make.
+// would make; a rotation that does not go through removes the version it
+// made.
 func (d *Deployer) Rotate(ctx context.Context, name string, value secret.Value, dryRun bool) error {
 	start := time.Now()
 	fmt.Fprintf(d.Out, "Rotating secret %s of %s (stack %s) through %s\n", name, d.Env.Name, d.Env.Stack, d.Endpoint)
@@ -38,7 +41,12 @@ func (d *Deployer) Rotate(ctx context.Context, name string, value secret.Value, 
 		cs.Print(d.Out)
 		return Refused(cs.Err())
 	}
-	return d.run(ctx, start, &cs, "rotate", dryRun, "", func(live *Live, cs *Checks) (*Desired, Release, int, error) {
+	// The version is made in the build step, before the rest of preflight
+	// (nodes, smoke, the record's sequence) has run: when the rotation
+	// does not go through, it is removed again, or the next deploy would
+	// move the services to it unasked.
+	var made *SecretVersion
+	err := d.run(ctx, start, &cs, "rotate", dryRun, "", func(live *Live, cs *Checks) (*Desired, Release, int, error) {
 		desired := &Desired{Stack: d.Env.Stack, Services: map[string]swarm.ServiceSpec{}}
 		var users []string
 		for _, svc := range slices.Sorted(maps.Keys(live.Services)) {
@@ -67,7 +75,7 @@ func (d *Deployer) Rotate(ctx context.Context, name string, value secret.Value, 
 				cs.Add("secret", "", err)
 				return nil, Release{}, 0, nil
 			}
-			next = v
+			next, made = v, &v
 			cs.Add("secret", fmt.Sprintf("created %s (its value is not shown)", v.Name), nil)
 		}
 		live.Secrets[next.Name] = swarm.Secret{ID: next.ID, Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: next.Name}}}
@@ -83,6 +91,23 @@ func (d *Deployer) Rotate(ctx context.Context, name string, value secret.Value, 
 		}
 		return desired, Release{}, 0, nil
 	})
+	if err != nil && made != nil {
+		d.dropVersion(*made)
+	}
+	return err
+}
+
+// dropVersion removes the version a rotation made that did not go through.
+// The engine refuses to remove a secret a service still uses (after a
+// restore that did not converge, say): that version stays, with a warning.
+func (d *Deployer) dropVersion(v SecretVersion) {
+	ctx, cancel := d.cleanup()
+	defer cancel()
+	if _, err := d.API.SecretRemove(ctx, v.ID, client.SecretRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		fmt.Fprintf(d.Out, "warning: secret %s, which this rotation created, could not be removed (%v): the next deploy moves to it; once no service uses it, remove it with docker secret rm %s\n", v.Name, err, v.Name)
+		return
+	}
+	fmt.Fprintf(d.Out, "Secret: removed %s, which this rotation created; the next deploy keeps the version in use.\n", v.Name)
 }
 
 // ReadSecret reads a secret's value for secrets:set and secrets:rotate:

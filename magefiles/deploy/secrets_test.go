@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -292,5 +293,84 @@ func TestReadSecretFrom(t *testing.T) {
 				t.Fatalf("= %q, %v; want %q", v.Reveal(), err, tt.want)
 			}
 		})
+	}
+}
+
+// deploy:init makes the secrets others embed first, and refuses, before
+// making any, what would leave two that do not match.
+func TestInitSecretsOrder(t *testing.T) {
+	pgURL := map[string]string{
+		"postgres_password": "{{random}}",
+		"database_url":      "postgres://app:{{postgres_password}}@postgres:5432/app",
+	}
+	tests := []struct {
+		name    string
+		secrets map[string]string
+		have    []swarm.Secret // versions that exist
+		dryRun  bool
+		want    []string // the secrets made, in order; or the lines a dry run prints
+		err     []string // substrings of the error
+	}{
+		{name: "embedded first", secrets: pgURL, want: []string{"svc_postgres_password_v1", "svc_database_url_v1"}},
+		{name: "a chain", secrets: map[string]string{"a": "{{b}}/{{c}}", "b": "{{c}}", "c": "{{random}}"},
+			want: []string{"svc_c_v1", "svc_b_v1", "svc_a_v1"}},
+		{name: "dry run says it in that order", secrets: pgURL, dryRun: true,
+			want: []string{"Secret postgres_password: version 1 would be created", "Secret database_url: version 1 would be created"}},
+		{name: "missing while an existing one embeds it", secrets: pgURL, have: []swarm.Secret{versionedSecret("u", "svc", "database_url", 1)},
+			err: []string{"init_secrets.postgres_password has no version while database_url (svc_database_url_v1) embeds its value", "secrets:set local postgres_password"}},
+		{name: "needs an existing one's value", secrets: pgURL, have: []swarm.Secret{versionedSecret("p", "svc", "postgres_password", 1)},
+			err: []string{"init_secrets.database_url needs the value of postgres_password", "secrets:set local database_url"}},
+		{name: "a loop", secrets: map[string]string{"a": "{{b}}", "b": "{{a}}"}, err: []string{"a refers to itself through a -> b -> a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newFakeSwarm()
+			api.secrets = slices.Clone(tt.have)
+			var out bytes.Buffer
+			err := ensureSecrets(t.Context(), api, &Environment{Name: "local", Stack: "svc", InitSecrets: tt.secrets}, &out, tt.dryRun)
+			var made []string
+			for _, s := range api.secrets[len(tt.have):] {
+				made = append(made, s.Spec.Name)
+			}
+			if len(tt.err) > 0 {
+				if err == nil {
+					t.Fatalf("made %v, want an error", made)
+				}
+				for _, w := range tt.err {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				if len(made) > 0 {
+					t.Errorf("refused, but made %v", made)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.dryRun {
+				made = strings.Split(strings.TrimSpace(out.String()), "\n")
+			}
+			if !slices.Equal(made, tt.want) {
+				t.Errorf("made %q, want %q", made, tt.want)
+			}
+		})
+	}
+}
+
+// {{name}} embeds any init secret, whatever characters its name has.
+func TestInitSecretsEmbedAnyName(t *testing.T) {
+	api := newFakeSwarm()
+	env := &Environment{Name: "local", Stack: "svc", InitSecrets: map[string]string{"pg-password.1": "{{random}}", "url": "x:{{pg-password.1}}"}}
+	if err := ensureSecrets(t.Context(), api, env, io.Discard, false); err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]string{}
+	for _, s := range api.secrets {
+		data[s.Spec.Name] = string(s.Spec.Data)
+	}
+	if pw := data["svc_pg-password.1_v1"]; len(pw) < 40 || data["svc_url_v1"] != "x:"+pw {
+		t.Errorf("url embeds %q, not the password", strings.TrimPrefix(data["svc_url_v1"], "x:"))
 	}
 }

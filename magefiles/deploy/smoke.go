@@ -177,7 +177,7 @@ func (d *Deployer) smokeRound(ctx context.Context, specs map[string]swarm.Servic
 	}
 	out, err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
 		Name: jobName(d.Env.Stack, "smoke"), Stack: d.Env.Stack, Args: []string{"probe", "-all", ready, version},
-		Deadline: min(d.Env.Smoke.Timeout, time.Minute), Auth: d.Auth, Poll: d.Poll,
+		Deadline: min(d.Env.Smoke.Timeout, time.Minute), Warn: d.Out, Auth: d.Auth, Poll: d.Poll,
 	})
 	if strings.Contains(out, `unknown command "probe"`) {
 		return nil, errNoProbe
