@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
 func rec(seq int, result, version, sha string) Record {
@@ -280,5 +282,40 @@ func TestAcquireWaits(t *testing.T) {
 	}
 	if held, _, _ := l.Read(t.Context()); held == nil || held.Holder != "ci" {
 		t.Errorf("the lock is held by %v, want ci", held)
+	}
+}
+
+// failingConfigs is a Swarm whose Raft store refuses writes.
+type failingConfigs struct{ *fakeSwarm }
+
+func (failingConfigs) ConfigCreate(context.Context, client.ConfigCreateOptions) (client.ConfigCreateResult, error) {
+	return client.ConfigCreateResult{}, errors.New("raft: no elected cluster leader")
+}
+
+// A record that cannot be written never changes the change's exit code,
+// read as mage reads it: a plain type assertion, no unwrapping.
+func TestRecordKeepsTheExitCode(t *testing.T) {
+	d := &Deployer{Out: io.Discard}
+	h := History{API: failingConfigs{newFakeSwarm()}, Stack: "svc"}
+	tests := []struct {
+		name   string
+		result error
+		want   int
+	}{
+		{"restored", &ExitError{Code: ExitRestored, Err: errors.New("rolled back")}, ExitRestored},
+		{"not restored", &ExitError{Code: ExitBroken, Err: errors.New("stuck")}, ExitBroken},
+		{"refused", Refused(errors.New("migrations failed")), ExitRefused},
+		{"converged but unrecorded", nil, ExitBroken},
+	}
+	for _, tt := range tests {
+		err := d.record(h, Record{Seq: 1}, tt.result)
+		c, ok := err.(interface{ ExitStatus() int })
+		if !ok || c.ExitStatus() != tt.want {
+			t.Errorf("%s: %v (%T), want exit %d", tt.name, err, err, tt.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), "no elected cluster leader") {
+			t.Errorf("%s: the write's failure is not reported: %v", tt.name, err)
+		}
 	}
 }
