@@ -365,36 +365,24 @@ type build func(live *Live, cs *Checks) (*Desired, Release, int, error)
 
 // run is the pipeline every change shares.
 func (d *Deployer) run(ctx context.Context, start time.Time, cs *Checks, action string, dryRun bool, override string, b build) error {
-	lock := Lock{API: d.API, Stack: d.Env.Stack}
-	release := func(context.Context) error { return nil }
 	var notify *Notifier
 	// Deferred before the lock's release, so it runs after it: a slow
 	// webhook holds the process for its timeout, never the lock.
 	defer func() { notify.Close() }()
 	if dryRun {
-		if held, _, err := lock.Read(ctx); err != nil {
+		if held, _, err := (Lock{API: d.API, Stack: d.Env.Stack}).Read(ctx); err != nil {
 			cs.Add("lock", "", err)
 		} else if held != nil {
 			cs.Add("lock", "", fmt.Errorf("%s; a real run would stop here", held))
 		} else {
 			cs.Add("lock", "free", nil)
 		}
+	} else if unlock, err := d.holdLock(ctx, action+" to "+d.Env.Name); err != nil {
+		cs.Add("lock", "", err)
 	} else {
-		r, err := d.acquire(ctx, lock, LockInfo{Holder: d.Who, Since: time.Now(), Action: action + " to " + d.Env.Name, PID: os.Getpid()})
-		if err != nil {
-			cs.Add("lock", "", err)
-		} else {
-			release = r
-			cs.Add("lock", "taken", nil)
-		}
+		defer unlock()
+		cs.Add("lock", "taken", nil)
 	}
-	defer func() {
-		ctx, cancel := d.cleanup()
-		defer cancel()
-		if err := release(ctx); err != nil {
-			fmt.Fprintln(d.Out, "warning:", err)
-		}
-	}()
 	live, err := ReadLive(ctx, d.API, d.Env.Stack)
 	if err != nil {
 		cs.Print(d.Out)
@@ -620,16 +608,18 @@ func (d *Deployer) acquire(ctx context.Context, lock Lock, info LockInfo) (func(
 	}
 }
 
-// holdLock takes the environment's lock for a change outside the deploy
-// pipeline (secrets:prune, db:migrate); call the returned func to release
-// it.
+// holdLock takes the environment's lock for a change (the pipeline's, or
+// secrets:prune's, db:migrate's); the returned func releases it, even after
+// a second Ctrl-C.
 func (d *Deployer) holdLock(ctx context.Context, action string) (func(), error) {
 	release, err := d.acquire(ctx, Lock{API: d.API, Stack: d.Env.Stack}, LockInfo{Holder: d.Who, Since: time.Now(), Action: action, PID: os.Getpid()})
 	if err != nil {
 		return nil, Refused(err)
 	}
 	return func() {
-		if err := release(d.bg()); err != nil {
+		ctx, cancel := d.cleanup()
+		defer cancel()
+		if err := release(ctx); err != nil {
 			fmt.Fprintln(d.Out, "warning:", err)
 		}
 	}, nil
