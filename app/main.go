@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, src config.Sources, stdout, stderr 
 	}
 	if cmd == "probe" {
 		// Reads no configuration: it looks at other processes.
-		return probe(ctx, args, stdout)
+		return probeCommand(ctx, args, stdout)
 	}
 	cfg, warnings, err := config.Load(src)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/fractionate/service-template/internal/probe"
 )
 
 // TestProbe: one JSON line per request, JSON bodies kept as JSON, and an
@@ -31,17 +33,17 @@ func TestProbe(t *testing.T) {
 		name      string
 		args      []string
 		wantErr   string
-		wantLines []ProbeResult
+		wantLines []probe.Result
 	}{
 		{"json body", []string{srv.URL + "/version"}, "",
-			[]ProbeResult{{URL: srv.URL + "/version", Status: 200, Body: json.RawMessage(`{"version":"v1.2.3","host":"` + host + `"}`)}}},
+			[]probe.Result{{URL: srv.URL + "/version", Status: 200, Body: json.RawMessage(`{"version":"v1.2.3","host":"` + host + `"}`)}}},
 		{"a 503 fails the probe, every URL is still asked", []string{srv.URL + "/ready", srv.URL + "/version"}, "1 of 2 requests",
-			[]ProbeResult{
+			[]probe.Result{
 				{URL: srv.URL + "/ready", Status: 503, Text: "not ready"},
 				{URL: srv.URL + "/version", Status: 200, Body: json.RawMessage(`{"version":"v1.2.3","host":"` + host + `"}`)},
 			}},
 		{"-all asks each address, keeping the Host", []string{"-all", srv.URL + "/version"}, "",
-			[]ProbeResult{{URL: srv.URL + "/version", Address: host, Status: 200, Body: json.RawMessage(`{"version":"v1.2.3","host":"` + host + `"}`)}}},
+			[]probe.Result{{URL: srv.URL + "/version", Address: host, Status: 200, Body: json.RawMessage(`{"version":"v1.2.3","host":"` + host + `"}`)}}},
 		{"nothing listening", []string{"http://127.0.0.1:1/ready"}, "1 of 1", nil},
 		{"not a URL", []string{"tasks.app:8080/ready"}, "is not an http:// or https:// URL", nil},
 		{"no URL", []string{"-all"}, "at least one", nil},
@@ -49,16 +51,16 @@ func TestProbe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := probe(t.Context(), tt.args, &out)
+			err := probeCommand(t.Context(), tt.args, &out)
 			if (err != nil) != (tt.wantErr != "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("probe = %v, want error %q\n%s", err, tt.wantErr, out.String())
 			}
 			if tt.wantLines == nil {
 				return
 			}
-			var got []ProbeResult
+			var got []probe.Result
 			for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-				var r ProbeResult
+				var r probe.Result
 				if err := json.Unmarshal([]byte(line), &r); err != nil {
 					t.Fatalf("line %q: %v", line, err)
 				}

@@ -22,18 +22,20 @@ import (
 // environment's stack instead, never opening its database's port.
 type Db mg.Namespace
 
-// Migrate applies every pending migration (-env=<name>: of that environment's database, by a job on its stack, under the deploy lock).
-func (Db) Migrate(ctx context.Context, env *string) error {
+// Applies every pending migration: of the local database, or of an environment's, by a job on its stack under the deploy lock.
+func (Db) Migrate(ctx context.Context,
+	env *string, // an environment of deploy/environments.yml: migrate its database instead
+) error {
 	if e := str(env); e != "" {
-		return withDeployer(ctx, e, func(ctx context.Context, d *deploy.Deployer) error { return d.DBMigrate(ctx) })
+		return withSession(ctx, e, func(ctx context.Context, s *deploy.Session) error { return s.DBMigrate(ctx) })
 	}
 	return appMigrate(ctx, "up")
 }
 
-// Rollback reverts the most recent migration.
+// Reverts the most recent migration of the local database.
 func (Db) Rollback(ctx context.Context) error { return appMigrate(ctx, "down") }
 
-// RollbackTo reverts migrations down to <version> (0 reverts them all); it never applies one.
+// Reverts the local database's migrations down to <version> (0 reverts them all); it never applies one.
 func (Db) RollbackTo(ctx context.Context, version int) error {
 	if version < 0 {
 		return fmt.Errorf("db:rollbackTo: version %d is negative", version)
@@ -41,15 +43,17 @@ func (Db) RollbackTo(ctx context.Context, version int) error {
 	return appMigrate(ctx, "down", strconv.Itoa(version))
 }
 
-// Status lists every migration as applied or pending (-env=<name>: of that environment's database, by a job on its stack).
-func (Db) Status(ctx context.Context, env *string) error {
+// Lists every migration as applied or pending: of the local database, or of an environment's, by a job on its stack.
+func (Db) Status(ctx context.Context,
+	env *string, // an environment of deploy/environments.yml: ask its database instead
+) error {
 	if e := str(env); e != "" {
-		return withDeployer(ctx, e, func(ctx context.Context, d *deploy.Deployer) error { return d.DBStatus(ctx, os.Stdout) })
+		return withSession(ctx, e, func(ctx context.Context, s *deploy.Session) error { return s.DBStatus(ctx, os.Stdout) })
 	}
 	return appMigrate(ctx, "status")
 }
 
-// New creates the next numbered migration file: mage db:new add_users_email.
+// Creates the next numbered migration file: go tool mage db:new add_users_email.
 func (Db) New(name string) error {
 	path, err := migration.Create("migrations", name)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/fractionate/service-template/magefiles/deploy"
+	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
 // Deploy puts releases on a Docker Swarm (environments in deploy/environments.yml).
@@ -19,134 +21,129 @@ import (
 // previous release serves again; 3 failed and the stack could not be restored.
 type Deploy mg.Namespace
 
-// Staging deploys to staging: HEAD's image, or -image=ref / -version=tag (-dryrun prints the plan).
-func (Deploy) Staging(ctx context.Context, image, version *string, dryRun *bool) error {
+// Installs a release on staging: HEAD's image, or the one -image or -version names.
+func (Deploy) Staging(ctx context.Context,
+	image *string, // a reference in staging's repository: repo:tag, repo@sha256:..., or both
+	version *string, // a tag of staging's repository, like v1.2.3
+	dryRun *bool, // print the preflight and the plan; change nothing
+) error {
 	return deployTo(ctx, "staging", image, version, dryRun, nil)
 }
 
-// Production deploys HEAD's release tag to production, which it must have run on staging first (-image, -dryrun, -override=reason).
-func (Deploy) Production(ctx context.Context, image, version *string, dryRun *bool, override *string) error {
+// Installs HEAD's release tag on production, which must have served on staging first.
+func (Deploy) Production(ctx context.Context,
+	image *string, // a reference in production's repository (tag or digest) instead of HEAD's release
+	version *string, // a release tag instead of HEAD's
+	dryRun *bool, // print the preflight and the plan; change nothing
+	override *string, // a reason to skip the protected-environment checks; recorded in the history
+) error {
 	return deployTo(ctx, "production", image, version, dryRun, override)
 }
 
-// To deploys to <env>: HEAD's image (built and pushed first where the environment has a local registry), or -image / -version.
-func (Deploy) To(ctx context.Context, env string, image, version *string, dryRun *bool, override *string) error {
+// Installs a release on <env>: HEAD's image (built and pushed first where the environment has a local registry), or -image / -version.
+func (Deploy) To(ctx context.Context, env string,
+	image *string, // a reference in the environment's repository: repo:tag, repo@sha256:..., or both
+	version *string, // a tag of the environment's repository, like v1.2.3
+	dryRun *bool, // print the preflight and the plan; change nothing (nothing is built either)
+	override *string, // a protected environment only: a reason to skip its checks; recorded in the history
+) error {
 	return deployTo(ctx, env, image, version, dryRun, override)
 }
 
-// Rollback puts <env> back on the last successful release before the current one (-dryrun).
-func (Deploy) Rollback(ctx context.Context, env string, dryRun *bool) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		return d.Rollback(ctx, "", flag(dryRun))
+// Puts <env> back on the last successful release before the one it runs.
+func (Deploy) Rollback(ctx context.Context, env string,
+	dryRun *bool, // print the preflight and the plan; change nothing
+) error {
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Rollback(ctx, "", flag(dryRun))
 	})
 }
 
-// RollbackTo puts <env> back on a recorded successful release: <version>, <git sha> or #N (-dryrun).
-func (Deploy) RollbackTo(ctx context.Context, env, to string, dryRun *bool) error {
-	if to == "" {
-		return deploy.Refused(fmt.Errorf("deploy:rollbackTo: name a version, a git commit or #N (see deploy:history %s)", env))
-	}
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		return d.Rollback(ctx, to, flag(dryRun))
+// Puts <env> back on a recorded successful release: <to> is a version (v1.2.3), a git commit (7+ characters) or a record's number as deploy:history shows it (3, or #3 quoted: # starts a shell comment).
+func (Deploy) RollbackTo(ctx context.Context, env, to string,
+	dryRun *bool, // print the preflight and the plan; change nothing
+) error {
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Rollback(ctx, to, flag(dryRun))
 	})
 }
 
-// Scale sets the replicas of <service> in <env> and waits for them (-dryrun).
-func (Deploy) Scale(ctx context.Context, env, service, replicas string, dryRun *bool) error {
+// Sets the replicas of <service> in <env> and waits for them.
+func (Deploy) Scale(ctx context.Context, env, service, replicas string,
+	dryRun *bool, // print the preflight and the plan; change nothing
+) error {
 	// Parsed here rather than by mage, whose own error would exit 2, the
 	// code that means "failed and restored".
 	n, err := strconv.Atoi(replicas)
 	if err != nil {
 		return deploy.Refused(fmt.Errorf("deploy:scale: replicas %q is not a whole number", replicas))
 	}
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		return d.Scale(ctx, service, n, flag(dryRun))
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Scale(ctx, service, n, flag(dryRun))
 	})
 }
 
-// History lists <env>'s deploys, rollbacks and scales, newest first.
+// Lists <env>'s deploys, rollbacks, scales and rotations, newest first.
 func (Deploy) History(ctx context.Context, env string) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		records, err := deploy.History{API: d.API, Stack: d.Env.Stack}.List(ctx)
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		records, err := ledger.History{API: s.API, Stack: s.Env.Stack}.List(ctx)
 		if err != nil {
 			return err
 		}
-		return deploy.PrintHistory(os.Stdout, records)
+		return ledger.Print(os.Stdout, records)
 	})
 }
 
-// Status shows <env>'s services (release, replicas, update state, nodes), the last change and the lock.
+// Shows <env>'s services (release, replicas, update state, nodes), the schema, the last change and the lock.
 func (Deploy) Status(ctx context.Context, env string) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		return d.Status(ctx, os.Stdout)
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Status(ctx, os.Stdout)
 	})
 }
 
-// Logs prints <env>'s logs, each line prefixed by its task (-service=name, -since=10m, -follow, -tail=N).
-func (Deploy) Logs(ctx context.Context, env string, service, since *string, follow *bool, tail *string) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		return d.Logs(ctx, deploy.LogOptions{Service: str(service), Since: str(since), Follow: flag(follow), Tail: str(tail)}, os.Stdout)
+// Prints <env>'s logs, each line prefixed by its task and node.
+func (Deploy) Logs(ctx context.Context, env string,
+	service *string, // one service's logs only
+	since *string, // from this long ago (10m) or this time (RFC 3339)
+	follow *bool, // keep streaming new lines
+	tail *string, // the last N lines of each service ("all" by default)
+) error {
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Logs(ctx, deploy.LogOptions{Service: str(service), Since: str(since), Follow: flag(follow), Tail: str(tail)}, os.Stdout)
 	})
 }
 
-// Lock shows who holds <env>'s deploy lock, since when and doing what.
+// Shows who holds <env>'s deploy lock, since when and doing what.
 func (Deploy) Lock(ctx context.Context, env string) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		held, _, err := deploy.Lock{API: d.API, Stack: d.Env.Stack}.Read(ctx)
-		switch {
-		case err != nil:
-			return err
-		case held == nil:
-			fmt.Println("free")
-		default:
-			fmt.Println(held)
-		}
-		return nil
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.ShowLock(ctx, os.Stdout)
 	})
 }
 
-// Unlock breaks <env>'s deploy lock; one younger than twice the deadline only with -force (-dryrun shows the holder only).
-func (Deploy) Unlock(ctx context.Context, env string, force, dryRun *bool) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		lock := deploy.Lock{API: d.API, Stack: d.Env.Stack}
-		if flag(dryRun) {
-			held, _, err := lock.Read(ctx)
-			if err != nil {
-				return err
-			}
-			if held == nil {
-				fmt.Println("the lock is free: nothing to break")
-			} else {
-				fmt.Println("would break the lock", held)
-			}
-			fmt.Println("Dry run: nothing was changed.")
-			return nil
-		}
-		held, err := lock.Break(ctx, 2*d.Env.Deadline, flag(force))
-		if err != nil {
-			return deploy.Refused(err)
-		}
-		if held == nil {
-			fmt.Println("the lock was free")
-		} else {
-			fmt.Println("broke the lock", held)
-		}
-		return nil
+// Breaks <env>'s deploy lock, when it is older than the longest a working change holds it.
+func (Deploy) Unlock(ctx context.Context, env string,
+	force *bool, // break it whatever its age (its holder may still be working)
+	dryRun *bool, // say whose lock it would break; change nothing
+) error {
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Unlock(ctx, flag(force), flag(dryRun))
 	})
 }
 
-// Init prepares a local <env> on this machine: makes the engine a single-node Swarm, starts its registry (REGISTRY_IMAGE) and creates missing secrets (-dryrun).
-func (Deploy) Init(ctx context.Context, env string, dryRun *bool) error {
+// Prepares a local <env> on this machine: makes the engine a single-node Swarm, starts its registry (REGISTRY_IMAGE) and creates missing secrets.
+func (Deploy) Init(ctx context.Context, env string,
+	dryRun *bool, // say what it would do; change nothing
+) error {
 	s := deploy.ProcessSetup()
-	envs, err := s.Environments()
+	file, err := s.Environments()
 	if err != nil {
 		return deploy.Refused(err)
 	}
-	e, err := envs.Get(env)
+	e, err := file.Get(env)
 	if err != nil {
 		return deploy.Refused(err)
 	}
-	conn, err := deploy.Connect(e, true, s.Getenv)
+	conn, err := endpoint.Connect(e, true, s.Getenv)
 	if err != nil {
 		return deploy.Refused(err)
 	}
@@ -155,28 +152,15 @@ func (Deploy) Init(ctx context.Context, env string, dryRun *bool) error {
 }
 
 func deployTo(ctx context.Context, env string, image, version *string, dryRun *bool, override *string) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
-		o := deploy.DeployOptions{Image: str(image), Version: str(version), DryRun: flag(dryRun), Override: str(override)}
-		if o.Image == "" && o.Version == "" {
-			s := deploy.ProcessSetup()
-			var err error
-			if d.Env.Registry != nil && !o.DryRun {
-				o.Default, err = deploy.BuildAndPush(ctx, s, d.Env, exec())
-			} else {
-				o.Default, err = deploy.DefaultTag(ctx, s)
-			}
-			if err != nil {
-				return deploy.Refused(err)
-			}
-		}
-		return d.Deploy(ctx, o)
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Deploy(ctx, deploy.DeployOptions{Image: str(image), Version: str(version), DryRun: flag(dryRun), Override: str(override)})
 	})
 }
 
-// withDeployer opens env, runs fn with Ctrl-C handled by the deploy (a
+// withSession opens env, runs fn with Ctrl-C handled by the change (a
 // first one restores, a second abandons the restore), and closes it.
-func withDeployer(ctx context.Context, env string, fn func(context.Context, *deploy.Deployer) error) error {
-	d, conn, err := deploy.Open(ctx, deploy.ProcessSetup(), env)
+func withSession(ctx context.Context, env string, fn func(context.Context, *deploy.Session) error) error {
+	s, conn, err := deploy.Open(ctx, deploy.ProcessSetup(), env)
 	if err != nil {
 		return err
 	}
@@ -185,9 +169,9 @@ func withDeployer(ctx context.Context, env string, fn func(context.Context, *dep
 	// the target, and Interruptible must replace it, not precede it.
 	soft, hard, stop := deploy.Interruptible(ctx, os.Stderr)
 	defer stop()
-	d.Background = hard
+	s.Background = hard
 	start := time.Now()
-	err = fn(soft, d)
+	err = fn(soft, s)
 	if mg.Verbose() {
 		fmt.Fprintf(os.Stderr, "deploy: %s in %s\n", env, time.Since(start).Round(time.Millisecond))
 	}

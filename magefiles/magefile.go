@@ -2,7 +2,6 @@
 
 // The targets of this repository. Each one parses its arguments and calls a
 // plain package under magefiles/; the logic and its tests live there.
-// `test` runs test:all (unit and integration): the README's test command.
 package main
 
 import (
@@ -13,37 +12,33 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/fractionate/service-template/magefiles/cmdline"
 	"github.com/fractionate/service-template/magefiles/deploy"
 	"github.com/fractionate/service-template/magefiles/devdb"
 	"github.com/fractionate/service-template/magefiles/lint"
 	"github.com/fractionate/service-template/magefiles/runner"
+	"github.com/fractionate/service-template/magefiles/testtargets"
 )
 
 // Default runs when mage is called with no target.
 var Default = Check
 
-// Aliases: `mage test` runs the whole suite; test:unit and
-// test:integration run one half.
-var Aliases = map[string]any{
-	"test": Test.All,
+// init refuses a bad command line before any target runs: mage itself
+// would run the targets before a stray word, then complain about it.
+func init() {
+	cmdline.Guard(os.Args[1:], os.Getenv, targetTable, targetAliases, os.Stderr, os.Exit)
 }
 
 // exec is the runner the targets use: output streams through; with mage -v
 // each command is echoed first (environment values never are).
-func exec() runner.Runner {
-	r := runner.Exec{}
-	if mg.Verbose() {
-		r.Echo = os.Stderr
-	}
-	return r
-}
+func exec() runner.Runner { return runner.Verbose(mg.Verbose()) }
 
-// Check runs lint and the unit tests: the quick gate before a commit.
+// Runs lint and the unit tests: the quick gate before a commit.
 func Check(ctx context.Context) {
-	mg.SerialCtxDeps(ctx, Lint, Test.Unit)
+	mg.SerialCtxDeps(ctx, Lint, testtargets.Unit)
 }
 
-// Lint checks formatting, go.mod tidiness, go vet, golangci-lint, and every file a deploy reads (compose files, Dockerfile, OpenAPI, config, workflows, deploy environments).
+// Checks formatting, go.mod tidiness, go vet, golangci-lint, and every file a deploy reads (compose files, Dockerfile, OpenAPI, config, workflows, deploy environments).
 func Lint(ctx context.Context) error {
 	if err := lint.Gofmt(ctx, "."); err != nil {
 		return err

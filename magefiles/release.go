@@ -18,23 +18,32 @@ import (
 // semver release; pushing the tag is left to you.
 type Release mg.Namespace
 
-// Patch tags HEAD as the next patch release (v1.2.3 -> v1.2.4); -dryrun prints the plan.
-func (Release) Patch(ctx context.Context, dryRun *bool) error {
+// Tags HEAD as the next patch release (v1.2.3 -> v1.2.4).
+func (Release) Patch(ctx context.Context,
+	dryRun *bool, // print the plan; tag nothing
+) error {
 	return releaseTag(ctx, release.Final(release.Patch), dryRun)
 }
 
-// Minor tags HEAD as the next minor release (v1.2.3 -> v1.3.0); -dryrun prints the plan.
-func (Release) Minor(ctx context.Context, dryRun *bool) error {
+// Tags HEAD as the next minor release (v1.2.3 -> v1.3.0).
+func (Release) Minor(ctx context.Context,
+	dryRun *bool, // print the plan; tag nothing
+) error {
 	return releaseTag(ctx, release.Final(release.Minor), dryRun)
 }
 
-// Major tags HEAD as the next major release (v1.2.3 -> v2.0.0); -dryrun prints the plan.
-func (Release) Major(ctx context.Context, dryRun *bool) error {
+// Tags HEAD as the next major release (v1.2.3 -> v2.0.0).
+func (Release) Major(ctx context.Context,
+	dryRun *bool, // print the plan; tag nothing
+) error {
 	return releaseTag(ctx, release.Final(release.Major), dryRun)
 }
 
-// Pre tags HEAD as the next pre-release <id>.N, like v1.3.0-rc.1 (-bump=minor starts a new version; -dryrun).
-func (Release) Pre(ctx context.Context, id string, bump *string, dryRun *bool) error {
+// Tags HEAD as the next pre-release <id>.N, like v1.3.0-rc.1.
+func (Release) Pre(ctx context.Context, id string,
+	bump *string, // patch, minor or major: start the pre-releases of a new version
+	dryRun *bool, // print the plan; tag nothing
+) error {
 	var b *release.Bump
 	if bump != nil {
 		v, err := release.ParseBump(*bump)
@@ -46,7 +55,7 @@ func (Release) Pre(ctx context.Context, id string, bump *string, dryRun *bool) e
 	return releaseTag(ctx, release.Pre(id, b), dryRun)
 }
 
-// Next shows what each release target would tag, without tagging anything.
+// Shows what each release target would tag, without tagging anything.
 func (Release) Next(ctx context.Context) error {
 	f, err := gitinfo.Read(ctx, ".", os.Getenv)
 	if err != nil {

@@ -18,9 +18,9 @@ import (
 // and never shown.
 type Secrets mg.Namespace
 
-// Set creates the next version of secret <name> of <env> from standard input; the next deploy moves the services to it.
+// Creates the next version of secret <name> of <env> from standard input; the next deploy moves the services to it.
 func (Secrets) Set(ctx context.Context, env, name string) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
+	return withSession(ctx, env, func(ctx context.Context, d *deploy.Session) error {
 		if err := d.CheckSecretName(name); err != nil {
 			return err
 		}
@@ -37,9 +37,11 @@ func (Secrets) Set(ctx context.Context, env, name string) error {
 	})
 }
 
-// Rotate creates the next version of secret <name> of <env> from standard input and deploys just that: the services using it move there with a rolling update (-dryrun reads nothing and creates nothing).
-func (Secrets) Rotate(ctx context.Context, env, name string, dryRun *bool) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
+// Creates the next version of secret <name> of <env> from standard input and deploys just that: the services using it move there with a rolling update.
+func (Secrets) Rotate(ctx context.Context, env, name string,
+	dryRun *bool, // print the preflight and the plan; read nothing, create nothing
+) error {
+	return withSession(ctx, env, func(ctx context.Context, d *deploy.Session) error {
 		if err := d.CheckSecretName(name); err != nil {
 			return err
 		}
@@ -54,20 +56,23 @@ func (Secrets) Rotate(ctx context.Context, env, name string, dryRun *bool) error
 	})
 }
 
-// List shows <env>'s secrets: each version, when it was made and which services use it; never a value.
+// Shows <env>'s secrets: each version, when it was made and which services use it; never a value.
 func (Secrets) List(ctx context.Context, env string) error {
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
+	return withSession(ctx, env, func(ctx context.Context, d *deploy.Session) error {
 		return d.ListSecrets(ctx, os.Stdout)
 	})
 }
 
-// Prune removes versions of <env>'s secrets that no service uses, keeping the newest -keep (default 2) of each (-dryrun).
-func (Secrets) Prune(ctx context.Context, env string, keep *int, dryRun *bool) error {
+// Removes versions of <env>'s secrets that no service uses, keeping the newest of each.
+func (Secrets) Prune(ctx context.Context, env string,
+	keep *int, // how many of the newest versions of each secret stay, used or not (default 2)
+	dryRun *bool, // say what it would remove; remove nothing
+) error {
 	n := 2
 	if keep != nil {
 		n = *keep
 	}
-	return withDeployer(ctx, env, func(ctx context.Context, d *deploy.Deployer) error {
+	return withSession(ctx, env, func(ctx context.Context, d *deploy.Session) error {
 		return d.PruneSecrets(ctx, n, flag(dryRun))
 	})
 }

@@ -2,64 +2,134 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/magefiles/deploy/converge"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
 // AuthFunc returns the X-Registry-Auth value the engine pulls image with.
 type AuthFunc func(ctx context.Context, image string) (string, error)
 
+// ownerLabel marks a service with the change that created it: a restore
+// removes a service only when it proves to be that change's. The plan's
+// diff ignores it.
+const ownerLabel = ledger.LabelPrefix + "change"
+
 // Applied is what an apply changed, kept so that it can be undone: the
 // spec each touched service had before (nil for one it created).
 type Applied struct {
-	Kept    map[string]*swarm.ServiceSpec
-	IDs     map[string]string // service IDs by name
-	Watches []Watch
+	ChangeID string // the ownerLabel of the services it creates
+	Kept     map[string]*swarm.ServiceSpec
+	IDs      map[string]string // service IDs by name
+	Watches  []converge.Watch
+}
+
+// NewApplied starts an empty record of a change's changes.
+func NewApplied(changeID string) *Applied {
+	return &Applied{ChangeID: changeID, Kept: map[string]*swarm.ServiceSpec{}, IDs: map[string]string{}}
 }
 
 // Names are the services the apply touched, sorted.
 func (a *Applied) Names() []string { return slices.Sorted(maps.Keys(a.Kept)) }
 
-// ApplyObjects creates the networks and configs the plan needs. They are
+// Changed reports whether the apply touched a service (or may have: a
+// create whose answer was lost counts).
+func (a *Applied) Changed() bool { return len(a.Kept) > 0 }
+
+// apply makes the plan's changes in the order a release needs: networks
+// and configs; then the services that do not run the release's image (the
+// database, say), converged; then the release's migrations, once, as a
+// job; then the services that run the release, converged; then the smoke
+// check. On an error, applied holds everything changed so far.
+func (s *Session) apply(ctx context.Context, plan *Plan, live *Live, applied *Applied, migrate bool, want string, rec *ledger.Record) error {
+	if err := s.applyObjects(ctx, plan); err != nil {
+		return err
+	}
+	deps, app := splitByImage(plan.Touched(), s.Env.Image)
+	co := converge.Options{Deadline: s.Env.Deadline, Poll: s.Poll, Out: s.Out}
+	phase := func(changes []ServiceChange) error {
+		if len(changes) == 0 {
+			return nil
+		}
+		if err := s.applyServices(ctx, plan.Stack, changes, live, applied); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.Out, "Waiting for %d service(s) to converge (deadline %s):\n", len(applied.Watches), s.Env.Deadline)
+		return converge.Wait(ctx, s.API, applied.Watches, co)
+	}
+	if err := phase(deps); err != nil {
+		return err
+	}
+	if base, ok := migrationBase(app, s.Env.Image); ok && migrate {
+		if err := s.migrate(ctx, plan, base); err != nil {
+			return err
+		}
+	}
+	if err := phase(app); err != nil {
+		return err
+	}
+	if s.Env.Smoke == nil {
+		return nil
+	}
+	specs := map[string]swarm.ServiceSpec{}
+	for _, c := range plan.Services {
+		if c.New != nil {
+			specs[c.Name] = *c.New
+		}
+	}
+	if why := nothingToSmoke(s.Env.Smoke, specs, s.Env.Image); why != "" {
+		fmt.Fprintf(s.Out, "Smoke check skipped: %s.\n", why)
+		rec.Smoke = ledger.SmokeSkipped
+		return nil
+	}
+	if err := s.smokeCheck(ctx, specs, want); err != nil {
+		return err
+	}
+	rec.Smoke = ledger.SmokePassed
+	return nil
+}
+
+// applyObjects creates the networks and configs the plan needs. They are
 // not undone on failure: nothing uses them but the services.
-func ApplyObjects(ctx context.Context, api client.APIClient, p *Plan, out io.Writer) error {
+func (s *Session) applyObjects(ctx context.Context, p *Plan) error {
 	for _, name := range p.CreateNetworks {
-		fmt.Fprintf(out, "  creating network %s\n", name)
-		if _, err := api.NetworkCreate(ctx, name, p.networks[name]); err != nil {
+		fmt.Fprintf(s.Out, "  creating network %s\n", name)
+		if _, err := s.API.NetworkCreate(ctx, name, p.networks[name]); err != nil {
 			return fmt.Errorf("create network %s: %w", name, err)
 		}
 	}
 	for _, name := range p.CreateConfigs {
-		fmt.Fprintf(out, "  creating config %s\n", name)
-		if _, err := api.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: p.configs[name]}); err != nil && !cerrdefs.IsConflict(err) {
+		fmt.Fprintf(s.Out, "  creating config %s\n", name)
+		if _, err := s.API.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: p.configs[name]}); err != nil && !cerrdefs.IsConflict(err) {
 			return fmt.Errorf("create config %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// ApplyServices makes the service changes through the Engine API, all at
+// applyServices makes the service changes through the Engine API, all at
 // once as docker stack deploy does, recording each in a as it goes: when
 // it stops half-way, a holds what to restore. Its Watches are this call's.
-func ApplyServices(ctx context.Context, api client.APIClient, stack string, changes []ServiceChange, live *Live, auth AuthFunc, a *Applied, out io.Writer) error {
+func (s *Session) applyServices(ctx context.Context, stack string, changes []ServiceChange, live *Live, a *Applied) error {
 	a.Watches = nil
 	for _, c := range changes {
 		full := stack + "_" + c.Name
-		w := Watch{Name: c.Name, Rolling: c.Rolling}
+		w := converge.Watch{Name: c.Name, Rolling: c.Rolling}
 		var err error
 		switch c.Action {
 		case Create:
 			a.Kept[c.Name] = nil
 			var r client.ServiceCreateResult
-			r, err = createService(ctx, api, *c.New, auth)
+			r, err = createService(ctx, s.API, owned(*c.New, a.ChangeID), s.Auth)
 			if err == nil {
 				a.IDs[c.Name] = r.ID
 				w.ID = r.ID
@@ -67,15 +137,15 @@ func ApplyServices(ctx context.Context, api client.APIClient, stack string, chan
 		case Update:
 			svc := live.Services[c.Name]
 			a.Kept[c.Name], a.IDs[c.Name], w.ID = c.Old, svc.ID, svc.ID
-			if w.Existing, err = taskIDs(ctx, api, svc.ID); err != nil {
+			if w.Existing, err = taskIDs(ctx, s.API, svc.ID); err != nil {
 				break
 			}
 			w.Before = startedAt(svc)
-			err = updateService(ctx, api, svc.ID, svc.Version, *c.New, auth)
+			err = updateService(ctx, s.API, svc.ID, svc.Version, *c.New, s.Auth)
 		case Remove:
 			svc := live.Services[c.Name]
 			a.Kept[c.Name], a.IDs[c.Name], w.ID, w.Gone = c.Old, svc.ID, svc.ID, true
-			_, err = api.ServiceRemove(ctx, svc.ID, client.ServiceRemoveOptions{})
+			_, err = s.API.ServiceRemove(ctx, svc.ID, client.ServiceRemoveOptions{})
 		default:
 			continue
 		}
@@ -83,15 +153,21 @@ func ApplyServices(ctx context.Context, api client.APIClient, stack string, chan
 		if err != nil {
 			return fmt.Errorf("%s service %s: %w", c.Action, full, err)
 		}
-		fmt.Fprintf(out, "  %s service %s\n", verb(c.Action), full)
+		fmt.Fprintf(s.Out, "  %s service %s\n", verb(c.Action), full)
 		a.Watches = append(a.Watches, w)
 	}
 	return nil
 }
 
-// NewApplied starts an empty record of changes.
-func NewApplied() *Applied {
-	return &Applied{Kept: map[string]*swarm.ServiceSpec{}, IDs: map[string]string{}}
+// owned is spec labelled as made by change.
+func owned(spec swarm.ServiceSpec, change string) swarm.ServiceSpec {
+	labels := maps.Clone(spec.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[ownerLabel] = change
+	spec.Labels = labels
+	return spec
 }
 
 func verb(a Action) string {
@@ -106,7 +182,11 @@ func verb(a Action) string {
 	return string(a)
 }
 
-func createService(ctx context.Context, api client.APIClient, spec swarm.ServiceSpec, auth AuthFunc) (client.ServiceCreateResult, error) {
+type serviceCreator interface {
+	ServiceCreate(ctx context.Context, options client.ServiceCreateOptions) (client.ServiceCreateResult, error)
+}
+
+func createService(ctx context.Context, api serviceCreator, spec swarm.ServiceSpec, auth AuthFunc) (client.ServiceCreateResult, error) {
 	a, err := auth(ctx, spec.TaskTemplate.ContainerSpec.Image)
 	if err != nil {
 		return client.ServiceCreateResult{}, err
@@ -114,7 +194,11 @@ func createService(ctx context.Context, api client.APIClient, spec swarm.Service
 	return api.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: spec, EncodedRegistryAuth: a})
 }
 
-func updateService(ctx context.Context, api client.APIClient, id string, version swarm.Version, spec swarm.ServiceSpec, auth AuthFunc) error {
+type serviceUpdater interface {
+	ServiceUpdate(ctx context.Context, serviceID string, options client.ServiceUpdateOptions) (client.ServiceUpdateResult, error)
+}
+
+func updateService(ctx context.Context, api serviceUpdater, id string, version swarm.Version, spec swarm.ServiceSpec, auth AuthFunc) error {
 	a, err := auth(ctx, spec.TaskTemplate.ContainerSpec.Image)
 	if err != nil {
 		return err
@@ -131,7 +215,11 @@ func startedAt(s swarm.Service) *time.Time {
 	return &t
 }
 
-func taskIDs(ctx context.Context, api client.APIClient, serviceID string) (map[string]bool, error) {
+type taskLister interface {
+	TaskList(ctx context.Context, options client.TaskListOptions) (client.TaskListResult, error)
+}
+
+func taskIDs(ctx context.Context, api taskLister, serviceID string) (map[string]bool, error) {
 	ts, err := api.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID)})
 	if err != nil {
 		return nil, fmt.Errorf("tasks of service %s: %w", serviceID, err)
@@ -143,92 +231,84 @@ func taskIDs(ctx context.Context, api client.APIClient, serviceID string) (map[s
 	return ids, nil
 }
 
-// Restore puts every service an apply touched back to the spec it had
-// before: services it created are removed, services it removed are made
-// again, updated ones get their kept spec back. Swarm's own rollback is
-// used when its one previous spec is the kept one; otherwise the kept spec
-// is applied as an update. It then waits for all of them to converge.
-func Restore(ctx context.Context, api client.APIClient, stack string, a *Applied, networkNames func(context.Context) (map[string]string, error), auth AuthFunc, o ConvergeOptions) error {
-	names, err := networkNames(ctx)
-	if err != nil {
-		// Without them no live spec compares equal, so every service gets
-		// its kept spec as an update: slower than Swarm's rollback, as right.
-		fmt.Fprintf(o.Out, "  warning: %v; every service is restored by an update\n", err)
-		names = map[string]string{}
-	}
-	var watches []Watch
-	var errs []error
-	for _, name := range a.Names() {
-		kept := a.Kept[name]
-		full := stack + "_" + name
-		w := Watch{Name: name, Restore: true, Applied: time.Now()}
-		id := a.IDs[name]
-		if kept == nil {
-			if id == "" {
-				// The create failed or its answer was lost. Under the lock,
-				// a service of that name can only be this change's.
-				cur, err := api.ServiceInspect(ctx, full, client.ServiceInspectOptions{})
-				if cerrdefs.IsNotFound(err) {
-					continue
-				}
-				if err != nil {
-					errs = append(errs, fmt.Errorf("inspect %s: %w", full, err))
-					continue
-				}
-				id = cur.Service.ID
-			}
-			fmt.Fprintf(o.Out, "  removing service %s, which this deploy created\n", full)
-			if _, err := api.ServiceRemove(ctx, id, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove %s: %w", full, err))
-				continue
-			}
-			w.ID, w.Gone = id, true
-			watches = append(watches, w)
-			continue
+// splitByImage parts changes into those of services that do not run the
+// release's repository (the database, say) and those that do.
+func splitByImage(changes []ServiceChange, repo string) (deps, app []ServiceChange) {
+	for _, c := range changes {
+		if runsImage(c, repo) {
+			app = append(app, c)
+		} else {
+			deps = append(deps, c)
 		}
-		cur, err := api.ServiceInspect(ctx, full, client.ServiceInspectOptions{})
-		switch {
-		case cerrdefs.IsNotFound(err):
-			fmt.Fprintf(o.Out, "  creating service %s again from its kept spec\n", full)
-			r, err := createService(ctx, api, *kept, auth)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("create %s: %w", full, err))
-				continue
-			}
-			w.ID = r.ID
-		case err != nil:
-			errs = append(errs, fmt.Errorf("inspect %s: %w", full, err))
-			continue
-		default:
-			svc := cur.Service
-			w.ID, w.Before = svc.ID, startedAt(svc)
-			if w.Existing, err = taskIDs(ctx, api, svc.ID); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			want := WithDefaults(*kept)
-			want.TaskTemplate.ForceUpdate = svc.Spec.TaskTemplate.ForceUpdate
-			switch {
-			case sameJSON(normalize(svc.Spec, names), want):
-				fmt.Fprintf(o.Out, "  %s already has its previous spec (Swarm rolled it back)\n", full)
-			case svc.PreviousSpec != nil && sameJSON(normalize(*svc.PreviousSpec, names), want):
-				fmt.Fprintf(o.Out, "  rolling %s back to its previous spec\n", full)
-				// The engine wants a spec even when it takes the previous
-				// one (an empty one is refused as a "mismatch").
-				_, err = api.ServiceUpdate(ctx, svc.ID, client.ServiceUpdateOptions{Version: svc.Version, Spec: svc.Spec, Rollback: "previous"})
-			default:
-				fmt.Fprintf(o.Out, "  updating %s to its kept spec\n", full)
-				err = updateService(ctx, api, svc.ID, svc.Version, want, auth)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("restore %s: %w", full, err))
-				continue
-			}
+	}
+	return deps, app
+}
+
+// runsImage reports whether a change concerns a service of the release's
+// repository, before or after.
+func runsImage(c ServiceChange, repo string) bool {
+	for _, s := range []*swarm.ServiceSpec{c.Old, c.New} {
+		if s != nil && ImageOf(*s).Repository == repo {
+			return true
 		}
-		watches = append(watches, w)
 	}
-	if err := Converge(ctx, api, watches, o); err != nil {
-		errs = append(errs, err)
+	return false
+}
+
+// expectedVersion is what the release's /version must report: the version
+// the build stamped into the image (its org.opencontainers.image.version
+// label), which is also what the service reports; the tag when the
+// registry cannot say.
+func (s *Session) expectedVersion(ctx context.Context, desired *Desired, tag string) string {
+	if s.Env.Smoke == nil {
+		return tag
 	}
-	return errors.Join(errs...)
+	if _, dg := appRelease(desired, s.Env.Image); dg != "" {
+		if v, err := s.Registry.Version(ctx, s.Env.Image+"@"+dg); err == nil && v != "" {
+			return v
+		}
+	}
+	return tag
+}
+
+func records(d *Desired) map[string]ledger.ServiceRecord {
+	out := map[string]ledger.ServiceRecord{}
+	for name, spec := range d.Services {
+		r := ledger.ServiceRecord{Image: spec.TaskTemplate.ContainerSpec.Image, Spec: spec}
+		if spec.Mode.Replicated != nil {
+			r.Replicas = spec.Mode.Replicated.Replicas
+		}
+		out[name] = r
+	}
+	return out
+}
+
+// appRelease is the version and digest of the first service running the
+// environment's image.
+func appRelease(d *Desired, repo string) (string, string) {
+	for _, name := range slices.Sorted(maps.Keys(d.Services)) {
+		img := ImageOf(d.Services[name])
+		if img.Repository == repo {
+			return img.Tag, img.Digest
+		}
+	}
+	return "", ""
+}
+
+func short(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func shortDigest(d string) string { return ledger.ShortDigest(d) }
+
+func titleCase(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return append(slices.Clone(s[:n]), "...")
+	}
+	return s
 }

@@ -20,7 +20,8 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/fractionate/service-template/magefiles/deploy"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
+	"github.com/fractionate/service-template/magefiles/deploy/notify"
 )
 
 // serviceVersions are the spec versions of the services whose names start
@@ -118,7 +119,7 @@ func TestE2EMigrations(t *testing.T) {
 			t.Errorf("the migration job is still there: %v", jobs)
 		}
 		onDigest(t, f, app, f.digests["v1.0.0"])
-		if rs := history(t, f, stack); rs[0].Result != deploy.NotApplied || rs[0].Digest != bad || !strings.Contains(rs[0].Reason, "division by zero") {
+		if rs := history(t, f, stack); rs[0].Result != ledger.NotApplied || rs[0].Digest != bad || !strings.Contains(rs[0].Reason, "division by zero") {
 			t.Errorf("newest record %+v, want not applied with the migration's error", rs[0])
 		}
 	})
@@ -199,7 +200,7 @@ func TestE2EMigrations(t *testing.T) {
 type webhookRecorder struct {
 	*httptest.Server
 	mu     sync.Mutex
-	events []deploy.Event
+	events []notify.Event
 	hang   bool
 	stop   chan struct{}
 }
@@ -207,7 +208,7 @@ type webhookRecorder struct {
 func newWebhookRecorder(t *testing.T) *webhookRecorder {
 	w := &webhookRecorder{stop: make(chan struct{})}
 	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var e deploy.Event
+		var e notify.Event
 		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
 			t.Errorf("webhook: %v", err)
 		}
@@ -228,7 +229,7 @@ func newWebhookRecorder(t *testing.T) *webhookRecorder {
 }
 
 // take returns the events received so far and forgets them.
-func (w *webhookRecorder) take() []deploy.Event {
+func (w *webhookRecorder) take() []notify.Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := w.events
@@ -236,8 +237,8 @@ func (w *webhookRecorder) take() []deploy.Event {
 	return out
 }
 
-func kinds(es []deploy.Event) []string {
-	var out []string
+func kinds(es []notify.Event) []notify.Kind {
+	var out []notify.Kind
 	for _, e := range es {
 		out = append(out, e.Event)
 	}
@@ -282,11 +283,11 @@ func TestE2ESmokeCheckAndNotifications(t *testing.T) {
 
 	run(t, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 	es := hook.take()
-	if !slices.Equal(kinds(es), []string{deploy.EventStart, deploy.EventSuccess}) {
+	if !slices.Equal(kinds(es), []notify.Kind{notify.Start, notify.Success}) {
 		t.Fatalf("events %+v, want start and success", es)
 	}
 	if e := es[1]; e.Environment != "e2e" || e.Stack != stack || e.Action != "deploy" || e.Release != "v1.0.0" ||
-		e.Digest != f.digests["v1.0.0"] || !strings.Contains(e.Who, "@") || e.Result != deploy.Succeeded || e.Duration <= 0 || e.Seq != 1 {
+		e.Digest != f.digests["v1.0.0"] || !strings.Contains(e.Who, "@") || e.Result != string(ledger.Succeeded) || e.Duration <= 0 || e.Seq != 1 {
 		t.Errorf("success event %+v", e)
 	}
 
@@ -306,14 +307,14 @@ func TestE2ESmokeCheckAndNotifications(t *testing.T) {
 		}
 		onDigest(t, f, stack+"_app", f.digests["v1.0.0"])
 		rs := history(t, f, stack)
-		if rs[0].Result != deploy.RolledBack || !strings.Contains(rs[0].Reason, "smoke check failed") {
+		if rs[0].Result != ledger.RolledBack || !strings.Contains(rs[0].Reason, "smoke check failed") {
 			t.Errorf("newest record %+v, want rolled back with the smoke check's reason", rs[0])
 		}
 		es := hook.take()
-		if !slices.Equal(kinds(es), []string{deploy.EventStart, deploy.EventRollback}) {
+		if !slices.Equal(kinds(es), []notify.Kind{notify.Start, notify.Rollback}) {
 			t.Fatalf("events %+v, want start and rollback", es)
 		}
-		if e := es[1]; e.Release != "v2.0.0" || e.Result != deploy.RolledBack || !strings.Contains(e.Reason, "smoke check failed") {
+		if e := es[1]; e.Release != "v2.0.0" || e.Result != string(ledger.RolledBack) || !strings.Contains(e.Reason, "smoke check failed") {
 			t.Errorf("rollback event %+v", e)
 		}
 	})
@@ -337,7 +338,7 @@ func TestE2ESmokeCheckAndNotifications(t *testing.T) {
 		if !strings.Contains(out, "warning: notify: the start event was not delivered: no answer within 2s") {
 			t.Errorf("no warning for the hanging webhook:\n%s", out)
 		}
-		if es := hook.take(); len(es) == 0 || es[0].Event != deploy.EventStart {
+		if es := hook.take(); len(es) == 0 || es[0].Event != notify.Start {
 			t.Errorf("events %+v, want the start event at least", es)
 		}
 		onDigest(t, f, stack+"_app", f.digests["v2.0.0"])
@@ -416,7 +417,7 @@ func TestE2ESecretRotation(t *testing.T) {
 		if got := f.serviceVersions(t, stack+"_postgres"); got != pgBefore {
 			t.Errorf("the rotation touched Postgres:\nbefore %s\nafter  %s", pgBefore, got)
 		}
-		if rs := history(t, f, stack); rs[0].Action != "rotate" || rs[0].Result != deploy.Succeeded {
+		if rs := history(t, f, stack); rs[0].Action != "rotate" || rs[0].Result != ledger.Succeeded {
 			t.Errorf("newest record %+v, want a succeeded rotate", rs[0])
 		}
 	})

@@ -14,6 +14,8 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/magefiles/deploy"
+	"github.com/fractionate/service-template/magefiles/deploy/converge"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
 // newStack makes a stack of the test's own with its secrets, returns its
@@ -39,9 +41,9 @@ func expect(t testing.TB, f *fixture, envFile string, code int, args ...string) 
 	return out
 }
 
-func history(t testing.TB, f *fixture, stack string) []deploy.Record {
+func history(t testing.TB, f *fixture, stack string) []ledger.Record {
 	t.Helper()
-	rs, err := deploy.History{API: f.cli, Stack: stack}.List(t.Context())
+	rs, err := ledger.History{API: f.cli, Stack: stack}.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func TestE2EDeployRollbackScaleUnderLoad(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		zeroFailures(t, load.Stop(t))
 		onDigest(t, f, app, f.digests["v2.0.0"])
-		if rs := history(t, f, stack); rs[0].Result != deploy.Succeeded || rs[0].Version != "v2.0.0" || rs[0].Digest != f.digests["v2.0.0"] {
+		if rs := history(t, f, stack); rs[0].Result != ledger.Succeeded || rs[0].Version != "v2.0.0" || rs[0].Digest != f.digests["v2.0.0"] {
 			t.Errorf("newest record %+v, want a succeeded deploy of v2.0.0", rs[0])
 		}
 	})
@@ -133,7 +135,7 @@ func TestE2EDeployRollbackScaleUnderLoad(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		zeroFailures(t, load.Stop(t))
 		rs := history(t, f, stack)
-		if rs[0].Action != "rollback" || rs[0].Target != n+1 || rs[0].Result != deploy.Succeeded {
+		if rs[0].Action != "rollback" || rs[0].Target != n+1 || rs[0].Result != ledger.Succeeded {
 			t.Errorf("newest record %+v, want a succeeded rollback to #%d", rs[0], n+1)
 		}
 		for _, bad := range []string{"#999", "v9.9.9", "nonsense"} {
@@ -268,7 +270,7 @@ func TestE2EFailedHealthCheckRollsBack(t *testing.T) {
 	}
 	onDigest(t, f, stack+"_app", f.digests["v1.0.0"])
 	rs := history(t, f, stack)
-	if rs[0].Result != deploy.RolledBack || !strings.Contains(rs[0].Reason, "rolled") {
+	if rs[0].Result != ledger.RolledBack || !strings.Contains(rs[0].Reason, "rolled") {
 		t.Errorf("newest record %+v, want rolled back with Swarm's reason", rs[0])
 	}
 }
@@ -390,7 +392,7 @@ func TestE2ELockAndInterrupts(t *testing.T) {
 			t.Fatalf("an interrupted deploy exited %d (%v), want 2:\n%s", code, err, out.String())
 		}
 		onDigest(t, f, stack+"_app", f.digests["v1.0.0"])
-		if rs := history(t, f, stack); rs[0].Result != deploy.RolledBack || !strings.Contains(rs[0].Reason, "interrupted") {
+		if rs := history(t, f, stack); rs[0].Result != ledger.RolledBack || !strings.Contains(rs[0].Reason, "interrupted") {
 			t.Errorf("newest record %+v, want rolled back, interrupted", rs[0])
 		}
 	})
@@ -469,7 +471,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 		}, []string{`"abc1234-dirty" is not a release tag`, "uncommitted change", "stray.txt"}},
 		{"not promoted", env, []string{"deploy:to", "prod", "-version=v2.0.0"}, func() {
 			_ = os.Remove(filepath.Join(f.clone, "stray.txt"))
-		}, []string{"never ran successfully on e2e", "HEAD is v1.0.0 but the image is tagged \"v2.0.0\""}},
+		}, []string{"never served on e2e", "HEAD is v1.0.0 but the image is tagged \"v2.0.0\""}},
 		{"missing image", env, []string{"deploy:to", "e2e", "-version=v9.9.9"}, nil, []string{"not in the registry"}},
 		{"missing secrets", noSecrets, []string{"deploy:to", "bare", "-image=" + f.repo + ":v1.0.0"}, nil,
 			[]string{"no version of database_url, postgres_password", "secrets:set bare NAME"}},
@@ -509,11 +511,11 @@ func waitConverged(t testing.TB, f *fixture, service string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	for {
-		obs, err := deploy.Observe(ctx, f.cli, service)
+		obs, err := converge.Observe(ctx, f.cli, service)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := deploy.Evaluate(deploy.Watch{Name: service, Restore: true}, obs)
+		p := converge.Evaluate(converge.Watch{Name: service, Restore: true}, obs)
 		if p.Done {
 			return
 		}

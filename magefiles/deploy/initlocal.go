@@ -6,13 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/netip"
-	"regexp"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -22,6 +18,9 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/internal/secret"
+	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
 // DefaultRegistryImage is the registry deploy:init starts; REGISTRY_IMAGE
@@ -35,7 +34,19 @@ type InitOptions struct {
 	DryRun        bool // say what would be done, do nothing
 	// Endpoint is the connection's: Init refuses any but this machine's
 	// engine, as DEPLOY_HOST may point elsewhere.
-	Endpoint Endpoint
+	Endpoint endpoint.Endpoint
+}
+
+// initAPI is what deploy:init calls.
+type initAPI interface {
+	secretAPI
+	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
+	SwarmInit(ctx context.Context, options client.SwarmInitOptions) (client.SwarmInitResult, error)
+	ContainerInspect(ctx context.Context, container string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+	ContainerStart(ctx context.Context, container string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
+	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
+	ImageInspect(ctx context.Context, image string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	ImagePull(ctx context.Context, ref string, options client.ImagePullOptions) (client.ImagePullResponse, error)
 }
 
 // Init prepares a local environment on this machine's engine: it makes
@@ -43,7 +54,7 @@ type InitOptions struct {
 // ever happens), starts the environment's registry on 127.0.0.1 when none
 // answers there, and creates the init_secrets that are missing. Each step
 // is skipped when its result is already there.
-func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOptions) error {
+func Init(ctx context.Context, api initAPI, env *envfile.Environment, o InitOptions) error {
 	if env.Protected || env.Endpoint != "" || env.Context != "" {
 		return Refused(fmt.Errorf("deploy:init prepares a local environment on this machine's engine; %s is protected or has its own endpoint: its Swarm, registry and secrets are managed by its operators", env.Name))
 	}
@@ -62,7 +73,7 @@ func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOpt
 			if env.Registry != nil && !registryAnswers(ctx, env.Registry.Port) {
 				fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", cmpOr(o.RegistryImage, DefaultRegistryImage), RegistryContainer(env), env.Registry.Port)
 			}
-			order, err := initOrder(env.InitSecrets)
+			order, err := envfile.InitOrder(env.InitSecrets)
 			if err != nil {
 				return err
 			}
@@ -99,7 +110,7 @@ func Init(ctx context.Context, api client.APIClient, env *Environment, o InitOpt
 }
 
 // RegistryContainer names the container of an environment's registry.
-func RegistryContainer(env *Environment) string { return env.Stack + "-registry" }
+func RegistryContainer(env *envfile.Environment) string { return env.Stack + "-registry" }
 
 func registryAnswers(ctx context.Context, port int) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -116,7 +127,7 @@ func registryAnswers(ctx context.Context, port int) bool {
 	return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
 }
 
-func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment, image string, out io.Writer, dryRun bool) error {
+func ensureRegistry(ctx context.Context, api initAPI, env *envfile.Environment, image string, out io.Writer, dryRun bool) error {
 	port := env.Registry.Port
 	if registryAnswers(ctx, port) {
 		fmt.Fprintf(out, "Registry: one answers on 127.0.0.1:%d\n", port)
@@ -147,7 +158,7 @@ func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment,
 		fmt.Fprintf(out, "Registry: starting %s as container %s on 127.0.0.1:%d\n", image, name, port)
 		_, err := api.ContainerCreate(ctx, client.ContainerCreateOptions{
 			Name:   name,
-			Config: &container.Config{Image: image, Labels: map[string]string{labelKind: "registry", labelStack: env.Stack}},
+			Config: &container.Config{Image: image, Labels: map[string]string{ledger.LabelKind: "registry", ledger.LabelStack: env.Stack}},
 			HostConfig: &container.HostConfig{
 				RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 				PortBindings: network.PortMap{
@@ -178,105 +189,17 @@ func ensureRegistry(ctx context.Context, api client.APIClient, env *Environment,
 	return fmt.Errorf("the registry container %s does not answer on 127.0.0.1:%d (docker logs %s says why)", name, port, name)
 }
 
-// secretRef is one {{...}} of an init secret's template; what may be
-// inside is checked when the environments file is read (checkInitSecrets).
-var secretRef = regexp.MustCompile(`\{\{([^{}]*)\}\}`)
-
-// checkInitSecrets checks an environment's init_secrets templates: every
-// {{...}} is {{random}} or {{name}} of another init secret, no other {{ or
-// }} is left (a typo would otherwise be kept as a literal part of the
-// value), and no secret embeds itself. Each problem starts with the key at
-// fault.
-func checkInitSecrets(secrets map[string]string) []string {
-	var errs []string
-	keys := slices.Sorted(maps.Keys(secrets))
-	for _, k := range keys {
-		switch {
-		case k == "random":
-			errs = append(errs, "random: {{random}} stands for a random value; give the secret another name")
-		case !logicalName.MatchString(k):
-			errs = append(errs, fmt.Sprintf("%s: want letters, digits, '_', '.' or '-' in a secret's name, at most 64", k))
-		}
-		others := slices.DeleteFunc(slices.Clone(keys), func(o string) bool { return o == k })
-		tmpl := secrets[k]
-		for _, m := range secretRef.FindAllStringSubmatch(tmpl, -1) {
-			if ref := m[1]; ref != "random" && !slices.Contains(others, ref) {
-				errs = append(errs, fmt.Sprintf("%s: %s is neither {{random}} nor {{name}} of another init secret (%s)", k, m[0], cmpOr(strings.Join(others, ", "), "there is none")))
-			}
-		}
-		if rest := secretRef.ReplaceAllString(tmpl, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
-			errs = append(errs, fmt.Sprintf("%s: a {{ or }} that is not part of {{random}} or {{name}}", k))
-		}
-	}
-	if len(errs) > 0 {
-		return errs
-	}
-	if _, err := initOrder(secrets); err != nil {
-		errs = append(errs, strings.TrimPrefix(err.Error(), "init_secrets: "))
-	}
-	return errs
-}
-
-// initRefs are the init secrets tmpl embeds the value of, each once.
-func initRefs(tmpl string) []string {
-	var out []string
-	for _, m := range secretRef.FindAllStringSubmatch(tmpl, -1) {
-		if m[1] != "random" && !slices.Contains(out, m[1]) {
-			out = append(out, m[1])
-		}
-	}
-	return out
-}
-
-// initOrder orders the init secrets so that each comes after those it
-// embeds, by name otherwise: a run cut short between two creates then
-// leaves a secret whose value the rest can still be made from, never one
-// that embeds a value no secret holds.
-func initOrder(secrets map[string]string) ([]string, error) {
-	var order []string
-	done, visiting := map[string]bool{}, map[string]bool{}
-	var visit func(name string, path []string) error
-	visit = func(name string, path []string) error {
-		if done[name] {
-			return nil
-		}
-		path = append(slices.Clone(path), name)
-		if visiting[name] {
-			return fmt.Errorf("init_secrets: %s refers to itself through %s", name, strings.Join(path, " -> "))
-		}
-		tmpl, ok := secrets[name]
-		if !ok {
-			return fmt.Errorf("init_secrets.%s: {{%s}} is not another init secret", path[len(path)-2], name)
-		}
-		visiting[name] = true
-		for _, ref := range initRefs(tmpl) {
-			if err := visit(ref, path); err != nil {
-				return err
-			}
-		}
-		done[name] = true
-		order = append(order, name)
-		return nil
-	}
-	for _, name := range slices.Sorted(maps.Keys(secrets)) {
-		if err := visit(name, nil); err != nil {
-			return nil, err
-		}
-	}
-	return order, nil
-}
-
 // ensureSecrets creates version 1 of each init_secret that has no version
 // yet, those another embeds first. It refuses, before creating any, one
 // that needs the value of an existing secret (which cannot be read back)
 // and one missing while an existing secret embeds its value (a new value
 // would not match). Values are generated here and go nowhere else: not to
 // the output, not to a file.
-func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, out io.Writer, dryRun bool) error {
+func ensureSecrets(ctx context.Context, api secretAPI, env *envfile.Environment, out io.Writer, dryRun bool) error {
 	if len(env.InitSecrets) == 0 {
 		return nil
 	}
-	order, err := initOrder(env.InitSecrets)
+	order, err := envfile.InitOrder(env.InitSecrets)
 	if err != nil {
 		return err
 	}
@@ -287,7 +210,7 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 	var errs []error
 	for _, name := range order {
 		cur, exists := versions.Newest(name)
-		for _, ref := range initRefs(env.InitSecrets[name]) {
+		for _, ref := range envfile.InitRefs(env.InitSecrets[name]) {
 			rv, refExists := versions.Newest(ref)
 			switch {
 			case exists && !refExists:
@@ -314,10 +237,7 @@ func ensureSecrets(ctx context.Context, api client.APIClient, env *Environment, 
 		}
 		// Every secret this one embeds was made above: the checks refuse
 		// an existing one.
-		v := secretRef.ReplaceAllStringFunc(env.InitSecrets[name], func(m string) string {
-			if ref := secretRef.FindStringSubmatch(m)[1]; ref != "random" {
-				return values[ref]
-			}
+		v := envfile.RenderInitSecret(env.InitSecrets[name], values, func() string {
 			return rand.Text() + rand.Text() // 52 characters, 260 random bits
 		})
 		values[name] = v

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -26,9 +27,17 @@ type Live struct {
 	Configs      map[string]bool          // names of configs that exist
 }
 
+// liveAPI is what reading a stack's live state calls.
+type liveAPI interface {
+	serviceLister
+	networkListerAPI
+	SecretList(ctx context.Context, options client.SecretListOptions) (client.SecretListResult, error)
+	ConfigList(ctx context.Context, options client.ConfigListOptions) (client.ConfigListResult, error)
+}
+
 // ReadLive reads the stack's services and the networks, secrets and
 // configs its specs may refer to.
-func ReadLive(ctx context.Context, api client.APIClient, stack string) (*Live, error) {
+func ReadLive(ctx context.Context, api liveAPI, stack string) (*Live, error) {
 	l := &Live{Services: map[string]swarm.Service{}, NetworkNames: map[string]string{}, Networks: map[string]bool{}, Secrets: map[string]swarm.Secret{}, Configs: map[string]bool{}}
 	ss, err := api.ServiceList(ctx, client.ServiceListOptions{Filters: client.Filters{}.Add("label", StackLabel+"="+stack)})
 	if err != nil {
@@ -69,8 +78,15 @@ func (l *Live) Spec(name string) swarm.ServiceSpec {
 	return normalize(spec, l.NetworkNames)
 }
 
+// normalize turns a live spec into the form the stack files produce: with
+// Swarm's defaults, network names for IDs, and without the label that says
+// which change created the service.
 func normalize(spec swarm.ServiceSpec, networkNames map[string]string) swarm.ServiceSpec {
 	spec = WithDefaults(spec)
+	if _, ok := spec.Labels[ownerLabel]; ok {
+		spec.Labels = maps.Clone(spec.Labels)
+		delete(spec.Labels, ownerLabel)
+	}
 	nets := make([]swarm.NetworkAttachmentConfig, len(spec.TaskTemplate.Networks))
 	for i, n := range spec.TaskTemplate.Networks {
 		if name, ok := networkNames[n.Target]; ok {

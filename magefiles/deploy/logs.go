@@ -29,20 +29,20 @@ type LogOptions struct {
 
 // Logs writes the services' logs through the Engine API, each line
 // prefixed with its task (service.slot) and node.
-func (d *Deployer) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
-	live, err := ReadLive(ctx, d.API, d.Env.Stack)
+func (s *Session) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
+	live, err := ReadLive(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
 	}
 	names := slices.Sorted(maps.Keys(live.Services))
 	if o.Service != "" {
 		if _, ok := live.Services[o.Service]; !ok {
-			return fmt.Errorf("stack %s has no service %q; it has: %s", d.Env.Stack, o.Service, strings.Join(names, ", "))
+			return fmt.Errorf("stack %s has no service %q; it has: %s", s.Env.Stack, o.Service, strings.Join(names, ", "))
 		}
 		names = []string{o.Service}
 	}
 	nodes := map[string]string{}
-	if ns, err := d.API.NodeList(ctx, client.NodeListOptions{}); err == nil {
+	if ns, err := s.API.NodeList(ctx, client.NodeListOptions{}); err == nil {
 		for _, n := range ns.Items {
 			nodes[n.ID] = n.Description.Hostname
 		}
@@ -53,7 +53,7 @@ func (d *Deployer) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
 	for i, name := range names {
 		svc := live.Services[name]
 		tasks := map[string]string{}
-		if ts, err := d.API.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", svc.ID)}); err == nil {
+		if ts, err := s.API.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", svc.ID)}); err == nil {
 			for _, t := range ts.Items {
 				tasks[t.ID] = fmt.Sprintf("%s.%d@%s", name, t.Slot, cmpOr(nodes[t.NodeID], short(t.NodeID, 12)))
 			}
@@ -67,7 +67,7 @@ func (d *Deployer) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
 		if !o.Follow {
 			idle = time.AfterFunc(logIdle, func() { stalled.Store(true); cancel() })
 		}
-		rc, err := d.API.ServiceLogs(sctx, svc.ID, client.ServiceLogsOptions{
+		rc, err := s.API.ServiceLogs(sctx, svc.ID, client.ServiceLogsOptions{
 			ShowStdout: true, ShowStderr: true, Since: o.Since, Follow: o.Follow, Tail: cmpOr(o.Tail, "all"), Details: true,
 		})
 		if err != nil {

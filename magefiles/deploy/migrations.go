@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/moby/moby/api/types/swarm"
 )
 
 // Migrations is what a deploy's plan says of the release's migrations,
@@ -46,9 +48,9 @@ func ParseMigrateStatus(out string) (applied, pending []string) {
 // askMigrations asks the database which of the release's migrations are
 // pending, by a job from the release's image. nil when the plan runs no
 // migration (the release's image does not change, or a rollback).
-func (d *Deployer) askMigrations(ctx context.Context, plan *Plan) *Migrations {
-	deps, app := splitByImage(plan.Touched(), d.Env.Image)
-	base, ok := migrationBase(app, d.Env.Image)
+func (s *Session) askMigrations(ctx context.Context, plan *Plan) *Migrations {
+	deps, app := splitByImage(plan.Touched(), s.Env.Image)
+	base, ok := migrationBase(app, s.Env.Image)
 	if !ok {
 		return nil
 	}
@@ -61,9 +63,9 @@ func (d *Deployer) askMigrations(ctx context.Context, plan *Plan) *Migrations {
 		return &Migrations{Note: "the stack's networks are created by this deploy: every migration of the release is pending"}
 	}
 	start := time.Now()
-	out, err := RunJob(ctx, d.bg(), d.API, base, JobOptions{
-		Name: jobName(plan.Stack, "migrate-status"), Stack: plan.Stack, Args: []string{"migrate", "status"},
-		Deadline: min(d.Env.Deadline, 2*time.Minute), Warn: d.Out, Auth: d.Auth, Poll: d.Poll,
+	out, err := s.runJob(ctx, base, JobOptions{
+		Purpose: "migrate-status", Args: []string{"migrate", "status"},
+		Deadline: min(s.Env.Deadline, 2*time.Minute), Warn: s.Out,
 	})
 	m := &Migrations{Took: time.Since(start)}
 	if err != nil {
@@ -76,6 +78,51 @@ func (d *Deployer) askMigrations(ctx context.Context, plan *Plan) *Migrations {
 		m.Asked, m.Note = false, "the status job listed no migration"+lastLine(out)
 	}
 	return m
+}
+
+// migrate runs the release's migrations once, as a job from base, the
+// release's spec. It is skipped when the plan asked a moment ago, under
+// the lock, and found none pending.
+func (s *Session) migrate(ctx context.Context, plan *Plan, base swarm.ServiceSpec) error {
+	if m := plan.Migrations; m != nil && m.Asked && len(m.Pending) == 0 {
+		fmt.Fprintln(s.Out, "Migrations: none pending")
+		return nil
+	}
+	removeLeftoverJobs(ctx, s.API, s.Env.Stack, "migrate", s.Out)
+	fmt.Fprintf(s.Out, "Migrations: running %s once, as a job on the stack's network\n", "app migrate up")
+	start := time.Now()
+	out, err := s.runJob(ctx, base, JobOptions{Purpose: "migrate", Args: []string{"migrate", "up"}, Deadline: s.Env.Deadline, Out: s.Out})
+	if err != nil {
+		// The migration's own error, for the record and the notification:
+		// the job's is only its exit code.
+		if last := strings.TrimPrefix(lastLine(out), ": "); last != "" {
+			err = fmt.Errorf("%s (%w)", last, err)
+		}
+		return &migrationError{err}
+	}
+	fmt.Fprintf(s.Out, "Migrations: done in %s\n", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// migrationError is a failed migration job: the deploy stops there.
+type migrationError struct{ err error }
+
+func (e *migrationError) Error() string { return "migrations failed: " + e.err.Error() }
+func (e *migrationError) Unwrap() error { return e.err }
+
+// migrationBase is the spec the migration job copies: the first created or
+// updated service that runs a new image of the release's repository. None
+// when the release's image does not change.
+func migrationBase(changes []ServiceChange, repo string) (swarm.ServiceSpec, bool) {
+	for _, c := range changes {
+		if c.New == nil || ImageOf(*c.New).Repository != repo {
+			continue
+		}
+		if c.Old == nil || ImageOf(*c.Old).Digest != ImageOf(*c.New).Digest {
+			return *c.New, true
+		}
+	}
+	return swarm.ServiceSpec{}, false
 }
 
 // Print writes the plan's migration line.

@@ -12,6 +12,10 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
+	"github.com/fractionate/service-template/magefiles/deploy/internal/fakeswarm"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -63,27 +67,25 @@ func liveFixture(t *testing.T, extra ...swarm.Service) *Live {
 func desiredFixture(t *testing.T, tag, digest string, extra ...string) *Desired {
 	t.Helper()
 	files := append([]string{"../../docker-compose.prod.yml", "testdata/plan/override.yml"}, extra...)
-	env := &Environment{Name: "staging", Stack: "svc", Image: "registry.example/e2e-app", Files: files, AppEnv: "staging",
+	env := &envfile.Environment{Name: "staging", Stack: "svc", Image: "registry.example/e2e-app", Files: files, AppEnv: "staging",
 		Variables: map[string]string{"HTTP_PORT": "8080", "POSTGRES_IMAGE": "registry.example/postgres:e2e"}}
 	st, err := LoadStack(env, Release{Repository: env.Image, Tag: tag, Digest: digest}, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := newFakeSwarm()
-	api.secrets = []swarm.Secret{
-		versionedSecret("ykshg8xfwin31f4etc5z5btmz", "svc", "database_url", 1),
-		versionedSecret("gheraihwb64zf8w5dq6tubj52", "svc", "postgres_password", 1),
-	}
+	api := fakeswarm.New()
+	api.AddSecret(versionedSecret("ykshg8xfwin31f4etc5z5btmz", "svc", "database_url", 1))
+	api.AddSecret(versionedSecret("gheraihwb64zf8w5dq6tubj52", "svc", "postgres_password", 1))
 	var cs Checks
-	if !st.bindSecrets(VersionsOf("svc", api.secrets), &Live{}, &cs) {
+	if !st.bindSecrets(VersionsOf("svc", api.Secrets()), &Live{}, &cs) {
 		t.Fatal(cs.Err())
 	}
 	desired, err := st.Convert(t.Context(), api)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Deployer{Registry: fakeResolver{"registry.example/postgres:e2e": digestPG}}
-	if err := d.pin(t.Context(), desired); err != nil {
+	s := &Session{Registry: fakeResolver{"registry.example/postgres:e2e": digestPG}}
+	if err := s.pin(t.Context(), desired); err != nil {
 		t.Fatal(err)
 	}
 	return desired
@@ -93,7 +95,7 @@ func desiredFixture(t *testing.T, tag, digest string, extra ...string) *Desired 
 func versionedSecret(id, stack, logical string, n int) swarm.Secret {
 	return swarm.Secret{ID: id, Spec: swarm.SecretSpec{Annotations: swarm.Annotations{
 		Name:   SecretName(stack, logical, n),
-		Labels: map[string]string{labelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n)},
+		Labels: map[string]string{ledger.LabelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n)},
 	}}}
 }
 
@@ -169,5 +171,18 @@ func golden(t *testing.T, path, got string) {
 	}
 	if got != string(want) {
 		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+func TestEnvDiffNeverShowsValues(t *testing.T) {
+	got := envDiff([]string{"A=1", "B=secret-old", "C=3"}, []string{"A=1", "B=secret-new", "D=4"})
+	if got != "~B +D -C" {
+		t.Errorf("envDiff = %q", got)
+	}
+	if strings.Contains(got, "secret") {
+		t.Error("a value leaked into the plan")
+	}
+	if snake("UpdateConfig.FailureAction") != "update_config.failure_action" {
+		t.Error(snake("UpdateConfig.FailureAction"))
 	}
 }

@@ -7,26 +7,40 @@ import (
 	"io"
 	"maps"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
 )
 
+type nodeLister interface {
+	NodeList(ctx context.Context, options client.NodeListOptions) (client.NodeListResult, error)
+}
+
 // Check is one line of a preflight: what was checked and, when it failed,
-// what is wrong and how to fix it.
+// what is wrong and how to fix it; or why it could not be checked.
 type Check struct {
-	Name string
-	OK   string // what was found, when it passed
-	Err  error  // what is wrong and how to fix it
+	Name    string
+	OK      string // what was found, when it passed
+	Err     error  // what is wrong and how to fix it
+	Skipped string // why it was not checked (a check it needs failed)
 }
 
 // Checks is a preflight's result.
 type Checks []Check
 
 // Add records a check.
-func (cs *Checks) Add(name string, ok string, err error) { *cs = append(*cs, Check{name, ok, err}) }
+func (cs *Checks) Add(name string, ok string, err error) {
+	*cs = append(*cs, Check{Name: name, OK: ok, Err: err})
+}
+
+// NotRun records a check that could not run, and why.
+func (cs *Checks) NotRun(name, why string) { *cs = append(*cs, Check{Name: name, Skipped: why}) }
 
 // Failed reports whether any check failed.
 func (cs Checks) Failed() bool {
@@ -44,42 +58,69 @@ func (cs Checks) Err() error {
 	return errors.Join(errs...)
 }
 
+// Refusal is the short error a refused change ends with: the checks
+// themselves were printed already.
+func (cs Checks) Refusal(action string) error {
+	n := 0
+	var names []string
+	for _, c := range cs {
+		if c.Err != nil {
+			n++
+			names = append(names, c.Name)
+		}
+	}
+	return Refused(fmt.Errorf("preflight refused the %s (%d check(s) failed: %s); nothing was changed", action, n, strings.Join(names, ", ")))
+}
+
 // Print writes one line per check.
 func (cs Checks) Print(w io.Writer) {
 	fmt.Fprintln(w, "Preflight:")
 	for _, c := range cs {
-		if c.Err != nil {
+		switch {
+		case c.Err != nil:
 			fmt.Fprintf(w, "  FAIL  %-10s %s\n", c.Name, strings.ReplaceAll(c.Err.Error(), "\n", "\n                   "))
-		} else {
+		case c.Skipped != "":
+			fmt.Fprintf(w, "  skip  %-10s %s\n", c.Name, c.Skipped)
+		default:
 			fmt.Fprintf(w, "  ok    %-10s %s\n", c.Name, c.OK)
 		}
 	}
 }
 
-// checkManager checks that the endpoint answers and is a Swarm manager.
-func checkManager(ctx context.Context, api client.APIClient, ep string, cs *Checks) bool {
-	info, err := api.Info(ctx, client.InfoOptions{})
+// checkManager checks that the endpoint answers and is a Swarm manager,
+// and returns the manager's clock.
+func (s *Session) checkManager(ctx context.Context, cs *Checks) (time.Time, bool) {
+	info, err := s.API.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		cs.Add("endpoint", "", fmt.Errorf("%s does not answer: %w", ep, err))
-		return false
+		cs.Add("endpoint", "", endpoint.Unreachable(s.Env.Name, s.Endpoint, err))
+		cs.NotRun("swarm", "needs the endpoint")
+		return time.Time{}, false
 	}
-	cs.Add("endpoint", fmt.Sprintf("%s answers (Docker %s)", ep, info.Info.ServerVersion), nil)
+	cs.Add("endpoint", fmt.Sprintf("%s answers (Docker %s)", s.Endpoint, info.Info.ServerVersion), nil)
 	sw := info.Info.Swarm
 	if sw.LocalNodeState != swarm.LocalNodeStateActive || !sw.ControlAvailable {
 		hint := "run deploys against a manager node"
 		if sw.LocalNodeState == swarm.LocalNodeStateInactive {
 			hint = "this engine is not in a Swarm; for the local environment run: go tool mage deploy:init local"
 		}
-		cs.Add("swarm", "", fmt.Errorf("%s is not a Swarm manager (node state %s): %s", ep, sw.LocalNodeState, hint))
-		return false
+		cs.Add("swarm", "", fmt.Errorf("%s is not a Swarm manager (node state %s): %s", s.Endpoint, sw.LocalNodeState, hint))
+		return time.Time{}, false
 	}
-	cs.Add("swarm", fmt.Sprintf("manager of Swarm %s", short(sw.Cluster.ID, 12)), nil)
-	return true
+	id := ""
+	if sw.Cluster != nil {
+		id = sw.Cluster.ID
+	}
+	cs.Add("swarm", fmt.Sprintf("manager of Swarm %s", short(id, 12)), nil)
+	now, err := time.Parse(time.RFC3339Nano, info.Info.SystemTime)
+	if err != nil {
+		now = time.Now()
+	}
+	return now, true
 }
 
 // checkNodes checks that nodes are ready and that each service's placement
 // constraints match at least one of them.
-func checkNodes(ctx context.Context, api client.APIClient, services map[string]swarm.ServiceSpec, cs *Checks) {
+func checkNodes(ctx context.Context, api nodeLister, services map[string]swarm.ServiceSpec, cs *Checks) {
 	ns, err := api.NodeList(ctx, client.NodeListOptions{})
 	if err != nil {
 		cs.Add("nodes", "", fmt.Errorf("list nodes: %w", err))
@@ -205,4 +246,123 @@ func ipMatches(want, addr string) (bool, error) {
 		return subnet.Contains(ip), nil
 	}
 	return false, fmt.Errorf("%q is neither an IP address nor a CIDR subnet: Swarm places the task on no node", want)
+}
+
+// Swarm's own rules for names (swarmkit's manager/controlapi): a service or
+// a network is a DNS label of at most 63 characters; a secret or a config
+// at most 64 of letters, digits, '-', '_' and '.'. Checked before anything
+// changes, not discovered half-way through applying.
+var (
+	dnsName    = regexp.MustCompile(`^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$`)
+	objectName = regexp.MustCompile(`^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$`)
+)
+
+// NameProblem says what is wrong with a Swarm name of kind ("service",
+// "network", "secret", "config"); "" when Swarm takes it.
+func NameProblem(kind, name string) string {
+	switch kind {
+	case "service", "network":
+		switch {
+		case len(name) > 63:
+			return fmt.Sprintf("%s name %s is %d characters; Swarm takes at most 63 (a DNS label): shorten the stack or the %s's name", kind, name, len(name), kind)
+		case !dnsName.MatchString(name):
+			return fmt.Sprintf("%s name %s is not a DNS label (letters and digits, '-' or '_' between them)", kind, name)
+		}
+	default:
+		if len(name) > 64 || !objectName.MatchString(name) {
+			return fmt.Sprintf("%s name %s: Swarm takes at most 64 letters, digits, '-', '_' and '.', starting and ending with a letter or digit", kind, name)
+		}
+	}
+	return ""
+}
+
+// checkNames checks every name the change will create or use in full:
+// services and networks as <stack>_<name>, configs with their content hash
+// and secrets as bound.
+func checkNames(d *Desired, cs *Checks) {
+	var errs []string
+	for _, name := range slices.Sorted(maps.Keys(d.Services)) {
+		if p := NameProblem("service", d.Stack+"_"+name); p != "" {
+			errs = append(errs, p)
+		}
+		if cspec := d.Services[name].TaskTemplate.ContainerSpec; cspec != nil {
+			for _, r := range cspec.Secrets {
+				if p := NameProblem("secret", r.SecretName); p != "" {
+					errs = append(errs, p)
+				}
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.Networks)) {
+		if p := NameProblem("network", name); p != "" {
+			errs = append(errs, p)
+		}
+	}
+	for _, c := range d.Configs {
+		if p := NameProblem("config", c.Name); p != "" {
+			errs = append(errs, p)
+		}
+	}
+	if len(errs) > 0 {
+		cs.Add("names", "", errors.New(strings.Join(slices.Compact(errs), "; ")))
+		return
+	}
+	cs.Add("names", fmt.Sprintf("%d service(s), %d network(s), %d config(s) fit Swarm's rules", len(d.Services), len(d.Networks), len(d.Configs)), nil)
+}
+
+// checkCollisions refuses a service the change would create whose full
+// name another stack's service (or a service of no stack) has already:
+// stack shop's api_worker and stack shop_api's worker are both
+// shop_api_worker. Left alone, the create would fail half-way through, and
+// a restore must never remove what is not this change's.
+func checkCollisions(ctx context.Context, api serviceLister, d *Desired, live *Live, cs *Checks) {
+	all, err := api.ServiceList(ctx, client.ServiceListOptions{})
+	if err != nil {
+		cs.Add("collisions", "", fmt.Errorf("list services: %w", err))
+		return
+	}
+	taken := map[string]swarm.Service{}
+	for _, s := range all.Items {
+		taken[s.Spec.Name] = s
+	}
+	var errs []string
+	for _, name := range slices.Sorted(maps.Keys(d.Services)) {
+		if _, ours := live.Services[name]; ours {
+			continue
+		}
+		full := d.Stack + "_" + name
+		if other, ok := taken[full]; ok {
+			owner := "no stack"
+			if st := other.Spec.Labels[StackLabel]; st != "" {
+				owner = "stack " + st
+			}
+			errs = append(errs, fmt.Sprintf("service %s would be stack %s's %s, but a service of that name exists and belongs to %s: rename one of them", full, d.Stack, name, owner))
+		}
+	}
+	if len(errs) > 0 {
+		cs.Add("collisions", "", errors.New(strings.Join(errs, "; ")))
+		return
+	}
+	cs.Add("collisions", "no other service has a name this change creates", nil)
+}
+
+type serviceLister interface {
+	ServiceList(ctx context.Context, options client.ServiceListOptions) (client.ServiceListResult, error)
+}
+
+// checkNetworks refuses a stack whose files name an external network that
+// does not exist: docker stack deploy would refuse it only half-way.
+func checkNetworks(d *Desired, live *Live, cs *Checks) {
+	var missing []string
+	for _, n := range d.ExternalNetworks {
+		if !live.Networks[n] {
+			missing = append(missing, n)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		cs.Add("networks", "", fmt.Errorf("external network(s) %s do not exist: the stack files expect them made beforehand (docker network create --driver overlay --attachable NAME, or deploy:setup)", strings.Join(missing, ", ")))
+	case len(d.ExternalNetworks) > 0:
+		cs.Add("networks", "external "+strings.Join(d.ExternalNetworks, ", ")+" exist", nil)
+	}
 }

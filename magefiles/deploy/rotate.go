@@ -2,13 +2,13 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/fractionate/service-template/internal/secret"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
 // Rotate makes the next version of the logical secret name from value and
@@ -25,55 +26,60 @@ import (
 // With dryRun nothing is created and the plan names the version a real run
 // would make; a rotation that does not go through removes the version it
 // made.
-func (d *Deployer) Rotate(ctx context.Context, name string, value secret.Value, dryRun bool) error {
-	start := time.Now()
-	fmt.Fprintf(d.Out, "Rotating secret %s of %s (stack %s) through %s\n", name, d.Env.Name, d.Env.Stack, d.Endpoint)
-	if err := d.CheckSecretName(name); err != nil {
-		return err
-	}
-	if !dryRun {
-		if err := CheckSecretValue(value); err != nil {
-			return Refused(fmt.Errorf("secret %s: %w", name, err))
+func (s *Session) Rotate(ctx context.Context, name string, value secret.Value, dryRun bool) error {
+	c := Change{Action: ledger.Rotate, What: "a new version of secret " + name, DryRun: dryRun}
+	c.Offline = func(cs *Checks) {
+		if err := s.CheckSecretName(name); err != nil {
+			cs.Add("secret", "", errors.Unwrap(err))
+			return
+		}
+		if !dryRun {
+			if err := CheckSecretValue(value); err != nil {
+				cs.Add("secret", "", fmt.Errorf("%s: %w", name, err))
+			}
 		}
 	}
-	var cs Checks
-	if !checkManager(ctx, d.API, d.Endpoint, &cs) {
-		cs.Print(d.Out)
-		return Refused(cs.Err())
-	}
-	// The version is made in the build step, before the rest of preflight
-	// (nodes, smoke, the record's sequence) has run: when the rotation
-	// does not go through, it is removed again, or the next deploy would
-	// move the services to it unasked.
+	// The version is made once the lock is held and every check before it
+	// passed; when the rotation does not go through, Undo removes it, or
+	// the next deploy would move the services to it unasked.
 	var made *SecretVersion
-	err := d.run(ctx, start, &cs, "rotate", dryRun, "", func(live *Live, cs *Checks) (*Desired, Release, int, error) {
-		desired := &Desired{Stack: d.Env.Stack, Services: map[string]swarm.ServiceSpec{}}
+	c.Undo = func() {
+		if made != nil {
+			s.dropVersion(*made)
+		}
+	}
+	c.Prepare = func(ctx context.Context, live *Live, cs *Checks) *Target {
+		desired := &Desired{Stack: s.Env.Stack, Services: map[string]swarm.ServiceSpec{}}
 		var users []string
 		for _, svc := range slices.Sorted(maps.Keys(live.Services)) {
 			spec := live.Spec(svc)
 			desired.Services[svc] = spec
 			for _, r := range spec.TaskTemplate.ContainerSpec.Secrets {
-				if l, _, ok := LogicalOf(d.Env.Stack, r.SecretName); ok && l == name {
+				if l, _, ok := LogicalOf(s.Env.Stack, r.SecretName); ok && l == name {
 					users = append(users, svc)
 				}
 			}
 		}
 		if cs.Failed() {
-			return nil, Release{}, 0, nil // the lock: make nothing
+			return nil // the lock or a check above: make nothing
 		}
-		versions := VersionsOf(d.Env.Stack, slices.Collect(maps.Values(live.Secrets)))
+		versions := VersionsOf(s.Env.Stack, slices.Collect(maps.Values(live.Secrets)))
 		next := SecretVersion{Logical: name, N: 1}
 		if cur, ok := versions.Newest(name); ok {
 			next.N = cur.N + 1
 		}
-		next.Name = SecretName(d.Env.Stack, name, next.N)
+		next.Name = SecretName(s.Env.Stack, name, next.N)
+		if p := NameProblem("secret", next.Name); p != "" {
+			cs.Add("secret", "", errors.New(p))
+			return nil
+		}
 		if dryRun {
 			cs.Add("secret", fmt.Sprintf("a real run creates %s from standard input", next.Name), nil)
 		} else {
-			v, err := SetSecret(ctx, d.API, d.Env.Stack, name, value)
+			v, err := SetSecret(ctx, s.API, s.Env.Stack, name, value)
 			if err != nil {
 				cs.Add("secret", "", err)
-				return nil, Release{}, 0, nil
+				return nil
 			}
 			next, made = v, &v
 			cs.Add("secret", fmt.Sprintf("created %s (its value is not shown)", v.Name), nil)
@@ -81,33 +87,30 @@ func (d *Deployer) Rotate(ctx context.Context, name string, value secret.Value, 
 		live.Secrets[next.Name] = swarm.Secret{ID: next.ID, Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: next.Name}}}
 		versions[name] = append([]SecretVersion{next}, versions[name]...)
 		if len(users) == 0 {
-			cs.Add("services", fmt.Sprintf("no service of stack %s uses %s yet: the next deploy that does takes %s", d.Env.Stack, name, next.Name), nil)
+			cs.Add("services", fmt.Sprintf("no service of stack %s uses %s yet: the next deploy that does takes %s", s.Env.Stack, name, next.Name), nil)
 		} else {
 			cs.Add("services", fmt.Sprintf("%s move to %s", strings.Join(slices.Compact(users), ", "), next.Name), nil)
 		}
-		need := relink(d.Env.Stack, desired.Services, versions, name)
-		if !checkSecrets(desired.Services, need, live, d.Env.Name, cs) {
-			return nil, Release{}, 0, nil
+		need := relink(s.Env.Stack, desired.Services, versions, name)
+		if !checkSecrets(desired.Services, need, live, s.Env.Name, cs) {
+			return nil
 		}
-		return desired, Release{}, 0, nil
-	})
-	if err != nil && made != nil {
-		d.dropVersion(*made)
+		return &Target{Desired: desired}
 	}
-	return err
+	return s.Run(ctx, c)
 }
 
 // dropVersion removes the version a rotation made that did not go through.
 // The engine refuses to remove a secret a service still uses (after a
 // restore that did not converge, say): that version stays, with a warning.
-func (d *Deployer) dropVersion(v SecretVersion) {
-	ctx, cancel := d.cleanup()
+func (s *Session) dropVersion(v SecretVersion) {
+	ctx, cancel := s.cleanup()
 	defer cancel()
-	if _, err := d.API.SecretRemove(ctx, v.ID, client.SecretRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-		fmt.Fprintf(d.Out, "warning: secret %s, which this rotation created, could not be removed (%v): the next deploy moves to it; once no service uses it, remove it with docker secret rm %s\n", v.Name, err, v.Name)
+	if _, err := s.API.SecretRemove(ctx, v.ID, client.SecretRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		fmt.Fprintf(s.Out, "warning: secret %s, which this rotation created, could not be removed (%v): the next deploy moves to it; once no service uses it, remove it with docker secret rm %s\n", v.Name, err, v.Name)
 		return
 	}
-	fmt.Fprintf(d.Out, "Secret: removed %s, which this rotation created; the next deploy keeps the version in use.\n", v.Name)
+	fmt.Fprintf(s.Out, "Secret: removed %s, which this rotation created; the next deploy keeps the version in use.\n", v.Name)
 }
 
 // ReadSecret reads a secret's value for secrets:set and secrets:rotate:

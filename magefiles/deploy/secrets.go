@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,19 +25,24 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/internal/secret"
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
+// secretAPI is what versioned secrets call.
+type secretAPI interface {
+	SecretList(ctx context.Context, options client.SecretListOptions) (client.SecretListResult, error)
+	SecretCreate(ctx context.Context, options client.SecretCreateOptions) (client.SecretCreateResult, error)
+	SecretRemove(ctx context.Context, id string, options client.SecretRemoveOptions) (client.SecretRemoveResult, error)
+}
+
 const (
-	labelSecret        = labelPrefix + "secret"         // the logical name
-	labelSecretVersion = labelPrefix + "secret-version" // N
+	labelSecret        = ledger.LabelPrefix + "secret"         // the logical name
+	labelSecretVersion = ledger.LabelPrefix + "secret-version" // N
 )
 
 // MaxSecretSize is the largest value Swarm stores in a secret.
 const MaxSecretSize = 500 * 1024
-
-// logicalName is what a logical secret may be called: a compose key that
-// makes a valid Swarm name once prefixed.
-var logicalName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 
 // SecretName is the Swarm name of version n of a logical secret.
 func SecretName(stack, logical string, n int) string {
@@ -64,7 +68,7 @@ func VersionsOf(stack string, secrets []swarm.Secret) SecretVersions {
 	out := SecretVersions{}
 	for _, s := range secrets {
 		l := s.Spec.Labels
-		if l[labelStack] != stack || l[labelSecret] == "" {
+		if l[ledger.LabelStack] != stack || l[labelSecret] == "" {
 			continue
 		}
 		n, err := strconv.Atoi(l[labelSecretVersion])
@@ -107,8 +111,8 @@ func LogicalOf(stack, name string) (logical string, n int, ok bool) {
 }
 
 // listVersions reads stack's secret versions from the Swarm.
-func listVersions(ctx context.Context, api client.APIClient, stack string) (SecretVersions, error) {
-	ss, err := api.SecretList(ctx, client.SecretListOptions{Filters: client.Filters{}.Add("label", labelStack+"="+stack)})
+func listVersions(ctx context.Context, api secretAPI, stack string) (SecretVersions, error) {
+	ss, err := api.SecretList(ctx, client.SecretListOptions{Filters: client.Filters{}.Add("label", ledger.LabelStack+"="+stack)})
 	if err != nil {
 		return nil, fmt.Errorf("list the secrets of stack %s: %w", stack, err)
 	}
@@ -129,8 +133,8 @@ func CheckSecretValue(v secret.Value) error {
 
 // SetSecret creates the next version of logical in stack and returns it.
 // The value goes to the engine and nowhere else.
-func SetSecret(ctx context.Context, api client.APIClient, stack, logical string, v secret.Value) (SecretVersion, error) {
-	if !logicalName.MatchString(logical) {
+func SetSecret(ctx context.Context, api secretAPI, stack, logical string, v secret.Value) (SecretVersion, error) {
+	if !envfile.ValidSecretName(logical) {
 		return SecretVersion{}, fmt.Errorf("secret name %q: want letters, digits, '_', '.' or '-', at most 64", logical)
 	}
 	if err := CheckSecretValue(v); err != nil {
@@ -147,7 +151,7 @@ func SetSecret(ctx context.Context, api client.APIClient, stack, logical string,
 	name := SecretName(stack, logical, n)
 	spec := swarm.SecretSpec{
 		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{
-			labelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n),
+			ledger.LabelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n),
 		}},
 		Data: []byte(v.Reveal()),
 	}
@@ -219,7 +223,7 @@ func (st *Stack) bindSecrets(versions SecretVersions, live *Live, cs *Checks) bo
 
 // LogicalSecrets are the external secrets env's stack files declare
 // without an explicit name: the ones secrets:set versions.
-func LogicalSecrets(env *Environment, getenv func(string) (string, bool)) ([]string, error) {
+func LogicalSecrets(env *envfile.Environment, getenv func(string) (string, bool)) ([]string, error) {
 	st, err := LoadStack(env, Release{Repository: env.Image, Tag: "v0.0.0"}, getenv)
 	if err != nil {
 		return nil, err
@@ -295,7 +299,7 @@ func checkSecrets(specs map[string]swarm.ServiceSpec, names []string, live *Live
 
 // secretUsers maps each secret ID to the services whose specs use it, by
 // name without the stack prefix for the stack's own.
-func secretUsers(ctx context.Context, api client.APIClient, stack string) (map[string][]string, error) {
+func secretUsers(ctx context.Context, api serviceLister, stack string) (map[string][]string, error) {
 	ss, err := api.ServiceList(ctx, client.ServiceListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
@@ -320,16 +324,16 @@ func secretUsers(ctx context.Context, api client.APIClient, stack string) (map[s
 // ListSecrets prints env's logical secrets: every version, when it was
 // made, and which services use it. Never a value: the Engine API does not
 // give them back.
-func (d *Deployer) ListSecrets(ctx context.Context, w io.Writer) error {
-	versions, err := listVersions(ctx, d.API, d.Env.Stack)
+func (s *Session) ListSecrets(ctx context.Context, w io.Writer) error {
+	versions, err := listVersions(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
 	}
-	users, err := secretUsers(ctx, d.API, d.Env.Stack)
+	users, err := secretUsers(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
 	}
-	declared, err := LogicalSecrets(d.Env, d.Lookup)
+	declared, err := LogicalSecrets(s.Env, s.Lookup)
 	if err != nil {
 		return err
 	}
@@ -340,12 +344,12 @@ func (d *Deployer) ListSecrets(ctx context.Context, w io.Writer) error {
 	for k := range versions {
 		names[k] = true
 	}
-	fmt.Fprintf(w, "Secrets of %s (stack %s); a deploy uses the newest version of each\n\n", d.Env.Name, d.Env.Stack)
+	fmt.Fprintf(w, "Secrets of %s (stack %s); a deploy uses the newest version of each\n\n", s.Env.Name, s.Env.Stack)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SECRET\tVERSION\tCREATED\tUSED BY\tNOTE")
 	for _, k := range slices.Sorted(maps.Keys(names)) {
 		if len(versions[k]) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\tno version: go tool mage secrets:set %s %s\n", k, d.Env.Name, k)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tno version: go tool mage secrets:set %s %s\n", k, s.Env.Name, k)
 			continue
 		}
 		for i, v := range versions[k] {
@@ -367,22 +371,22 @@ func (d *Deployer) ListSecrets(ctx context.Context, w io.Writer) error {
 // keeping the newest keep of each whatever uses them, under the deploy lock
 // (a restore in progress may need an older version). With dryRun it only
 // says what it would remove.
-func (d *Deployer) PruneSecrets(ctx context.Context, keep int, dryRun bool) error {
+func (s *Session) PruneSecrets(ctx context.Context, keep int, dryRun bool) error {
 	if keep < 1 {
 		return Refused(fmt.Errorf("-keep=%d: keep at least the newest version, which the next deploy uses", keep))
 	}
 	if !dryRun {
-		release, err := d.holdLock(ctx, "secrets:prune of "+d.Env.Name)
+		release, err := s.holdLock(ctx, "secrets:prune of "+s.Env.Name)
 		if err != nil {
 			return err
 		}
 		defer release()
 	}
-	versions, err := listVersions(ctx, d.API, d.Env.Stack)
+	versions, err := listVersions(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
 	}
-	users, err := secretUsers(ctx, d.API, d.Env.Stack)
+	users, err := secretUsers(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
 	}
@@ -391,24 +395,24 @@ func (d *Deployer) PruneSecrets(ctx context.Context, keep int, dryRun bool) erro
 	for _, p := range plan {
 		switch {
 		case p.Keep != "":
-			fmt.Fprintf(d.Out, "  keep    %s (%s)\n", p.Version.Name, p.Keep)
+			fmt.Fprintf(s.Out, "  keep    %s (%s)\n", p.Version.Name, p.Keep)
 		case dryRun:
-			fmt.Fprintf(d.Out, "  remove  %s (would be)\n", p.Version.Name)
+			fmt.Fprintf(s.Out, "  remove  %s (would be)\n", p.Version.Name)
 		default:
-			if _, err := d.API.SecretRemove(ctx, p.Version.ID, client.SecretRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			if _, err := s.API.SecretRemove(ctx, p.Version.ID, client.SecretRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 				return fmt.Errorf("remove secret %s: %w", p.Version.Name, err)
 			}
 			removed++
-			fmt.Fprintf(d.Out, "  removed %s\n", p.Version.Name)
+			fmt.Fprintf(s.Out, "  removed %s\n", p.Version.Name)
 		}
 	}
 	switch {
 	case dryRun:
-		fmt.Fprintln(d.Out, "Dry run: nothing was changed.")
+		fmt.Fprintln(s.Out, "Dry run: nothing was changed.")
 	case removed == 0:
-		fmt.Fprintln(d.Out, "Nothing to prune.")
+		fmt.Fprintln(s.Out, "Nothing to prune.")
 	default:
-		fmt.Fprintf(d.Out, "Pruned %d secret version(s).\n", removed)
+		fmt.Fprintf(s.Out, "Pruned %d secret version(s).\n", removed)
 	}
 	return nil
 }
@@ -440,24 +444,24 @@ func PlanPrune(versions SecretVersions, users map[string][]string, keep int) []P
 
 // CheckSecretName refuses a logical secret the environment's stack files
 // do not declare: a typo would otherwise make a secret nothing uses.
-func (d *Deployer) CheckSecretName(name string) error {
-	declared, err := LogicalSecrets(d.Env, d.Lookup)
+func (s *Session) CheckSecretName(name string) error {
+	declared, err := LogicalSecrets(s.Env, s.Lookup)
 	if err != nil {
 		return Refused(err)
 	}
 	if !slices.Contains(declared, name) {
-		return Refused(fmt.Errorf("environment %s's stack files declare no external secret %q; they declare: %s", d.Env.Name, name, strings.Join(declared, ", ")))
+		return Refused(fmt.Errorf("environment %s's stack files declare no external secret %q; they declare: %s", s.Env.Name, name, strings.Join(declared, ", ")))
 	}
 	return nil
 }
 
 // SetSecret creates the next version of the environment's logical secret
 // name.
-func (d *Deployer) SetSecret(ctx context.Context, name string, v secret.Value) (SecretVersion, error) {
-	if err := d.CheckSecretName(name); err != nil {
+func (s *Session) SetSecret(ctx context.Context, name string, v secret.Value) (SecretVersion, error) {
+	if err := s.CheckSecretName(name); err != nil {
 		return SecretVersion{}, err
 	}
-	made, err := SetSecret(ctx, d.API, d.Env.Stack, name, v)
+	made, err := SetSecret(ctx, s.API, s.Env.Stack, name, v)
 	if err != nil {
 		return SecretVersion{}, Refused(err)
 	}

@@ -2,8 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"io"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +9,8 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/fractionate/service-template/internal/secret"
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
+	"github.com/fractionate/service-template/magefiles/deploy/internal/fakeswarm"
 )
 
 func TestLogicalOf(t *testing.T) {
@@ -41,11 +41,9 @@ func TestLogicalOf(t *testing.T) {
 // SetSecret counts versions per stack and logical name, labels each, and
 // never puts the value in an error.
 func TestSetSecret(t *testing.T) {
-	api := newFakeSwarm()
-	api.secrets = []swarm.Secret{
-		versionedSecret("x1", "other", "database_url", 7), // another stack's
-		{ID: "x2", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "svc_database_url"}}},
-	}
+	api := fakeswarm.New()
+	api.AddSecret(versionedSecret("x1", "other", "database_url", 7)) // another stack's
+	api.AddSecret(swarm.Secret{ID: "x2", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "svc_database_url"}}})
 	for want := 1; want <= 3; want++ {
 		v, err := SetSecret(t.Context(), api, "svc", "database_url", secret.New("value"))
 		if err != nil {
@@ -55,7 +53,7 @@ func TestSetSecret(t *testing.T) {
 			t.Fatalf("version %+v, want v%d", v, want)
 		}
 	}
-	got := VersionsOf("svc", api.secrets)["database_url"]
+	got := VersionsOf("svc", api.Secrets())["database_url"]
 	if len(got) != 3 || got[0].N != 3 || got[2].N != 1 {
 		t.Errorf("versions %+v, want v3 v2 v1", got)
 	}
@@ -83,7 +81,7 @@ func TestSetSecret(t *testing.T) {
 // bindSecrets points each logical secret at its newest version and lists
 // what is missing with the way to make it.
 func TestBindSecrets(t *testing.T) {
-	env := &Environment{Name: "staging", Stack: "svc", Image: "registry.example/e2e-app", AppEnv: "staging",
+	env := &envfile.Environment{Name: "staging", Stack: "svc", Image: "registry.example/e2e-app", AppEnv: "staging",
 		Files:     []string{"../../docker-compose.prod.yml", "testdata/plan/override.yml"},
 		Variables: map[string]string{"HTTP_PORT": "8080", "POSTGRES_IMAGE": "registry.example/postgres:e2e"}}
 	load := func(t *testing.T) *Stack {
@@ -220,53 +218,6 @@ func TestPlanPrune(t *testing.T) {
 	}
 }
 
-// deploy:init makes version 1 of each init secret, once, and never shows
-// a value.
-func TestInitSecrets(t *testing.T) {
-	api := newFakeSwarm()
-	env := &Environment{Name: "local", Stack: "svc", InitSecrets: map[string]string{
-		"postgres_password": "{{random}}",
-		"database_url":      "postgres://app:{{postgres_password}}@postgres:5432/app",
-	}}
-	var out bytes.Buffer
-	if err := ensureSecrets(t.Context(), api, env, &out, false); err != nil {
-		t.Fatal(err)
-	}
-	data := map[string]string{}
-	for _, s := range api.secrets {
-		data[s.Spec.Name] = string(s.Spec.Data)
-	}
-	pw := data["svc_postgres_password_v1"]
-	if len(pw) < 40 || data["svc_database_url_v1"] != "postgres://app:"+pw+"@postgres:5432/app" {
-		t.Fatalf("secrets made: %v", slices.Sorted(maps.Keys(data)))
-	}
-	if strings.Contains(out.String(), pw) {
-		t.Errorf("the output shows a generated value:\n%s", out.String())
-	}
-	out.Reset()
-	if err := ensureSecrets(t.Context(), api, env, &out, false); err != nil {
-		t.Fatal(err)
-	}
-	if len(api.secrets) != 2 || strings.Count(out.String(), "exists") != 2 {
-		t.Errorf("a second init made more secrets (%d) or did not say they exist:\n%s", len(api.secrets), out.String())
-	}
-	// A dry run makes nothing.
-	dry := newFakeSwarm()
-	out.Reset()
-	if err := ensureSecrets(t.Context(), dry, env, &out, true); err != nil {
-		t.Fatal(err)
-	}
-	if len(dry.secrets) != 0 || strings.Count(out.String(), "would be created") != 2 {
-		t.Errorf("a dry run made %d secrets or did not say what it would make:\n%s", len(dry.secrets), out.String())
-	}
-	// One that needs the value of an existing one cannot be made.
-	api.secrets = []swarm.Secret{versionedSecret("pg", "svc", "postgres_password", 1)}
-	err := ensureSecrets(t.Context(), api, env, &out, false)
-	if err == nil || !strings.Contains(err.Error(), "needs the value of postgres_password") || !strings.Contains(err.Error(), "secrets:set local database_url") {
-		t.Errorf("err = %v, want one saying database_url needs postgres_password's value", err)
-	}
-}
-
 func TestReadSecretFrom(t *testing.T) {
 	tests := []struct {
 		name, in, want, err string
@@ -293,84 +244,5 @@ func TestReadSecretFrom(t *testing.T) {
 				t.Fatalf("= %q, %v; want %q", v.Reveal(), err, tt.want)
 			}
 		})
-	}
-}
-
-// deploy:init makes the secrets others embed first, and refuses, before
-// making any, what would leave two that do not match.
-func TestInitSecretsOrder(t *testing.T) {
-	pgURL := map[string]string{
-		"postgres_password": "{{random}}",
-		"database_url":      "postgres://app:{{postgres_password}}@postgres:5432/app",
-	}
-	tests := []struct {
-		name    string
-		secrets map[string]string
-		have    []swarm.Secret // versions that exist
-		dryRun  bool
-		want    []string // the secrets made, in order; or the lines a dry run prints
-		err     []string // substrings of the error
-	}{
-		{name: "embedded first", secrets: pgURL, want: []string{"svc_postgres_password_v1", "svc_database_url_v1"}},
-		{name: "a chain", secrets: map[string]string{"a": "{{b}}/{{c}}", "b": "{{c}}", "c": "{{random}}"},
-			want: []string{"svc_c_v1", "svc_b_v1", "svc_a_v1"}},
-		{name: "dry run says it in that order", secrets: pgURL, dryRun: true,
-			want: []string{"Secret postgres_password: version 1 would be created", "Secret database_url: version 1 would be created"}},
-		{name: "missing while an existing one embeds it", secrets: pgURL, have: []swarm.Secret{versionedSecret("u", "svc", "database_url", 1)},
-			err: []string{"init_secrets.postgres_password has no version while database_url (svc_database_url_v1) embeds its value", "secrets:set local postgres_password"}},
-		{name: "needs an existing one's value", secrets: pgURL, have: []swarm.Secret{versionedSecret("p", "svc", "postgres_password", 1)},
-			err: []string{"init_secrets.database_url needs the value of postgres_password", "secrets:set local database_url"}},
-		{name: "a loop", secrets: map[string]string{"a": "{{b}}", "b": "{{a}}"}, err: []string{"a refers to itself through a -> b -> a"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			api := newFakeSwarm()
-			api.secrets = slices.Clone(tt.have)
-			var out bytes.Buffer
-			err := ensureSecrets(t.Context(), api, &Environment{Name: "local", Stack: "svc", InitSecrets: tt.secrets}, &out, tt.dryRun)
-			var made []string
-			for _, s := range api.secrets[len(tt.have):] {
-				made = append(made, s.Spec.Name)
-			}
-			if len(tt.err) > 0 {
-				if err == nil {
-					t.Fatalf("made %v, want an error", made)
-				}
-				for _, w := range tt.err {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not say %q", err, w)
-					}
-				}
-				if len(made) > 0 {
-					t.Errorf("refused, but made %v", made)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.dryRun {
-				made = strings.Split(strings.TrimSpace(out.String()), "\n")
-			}
-			if !slices.Equal(made, tt.want) {
-				t.Errorf("made %q, want %q", made, tt.want)
-			}
-		})
-	}
-}
-
-// {{name}} embeds any init secret, whatever characters its name has.
-func TestInitSecretsEmbedAnyName(t *testing.T) {
-	api := newFakeSwarm()
-	env := &Environment{Name: "local", Stack: "svc", InitSecrets: map[string]string{"pg-password.1": "{{random}}", "url": "x:{{pg-password.1}}"}}
-	if err := ensureSecrets(t.Context(), api, env, io.Discard, false); err != nil {
-		t.Fatal(err)
-	}
-	data := map[string]string{}
-	for _, s := range api.secrets {
-		data[s.Spec.Name] = string(s.Spec.Data)
-	}
-	if pw := data["svc_pg-password.1_v1"]; len(pw) < 40 || data["svc_url_v1"] != "x:"+pw {
-		t.Errorf("url embeds %q, not the password", strings.TrimPrefix(data["svc_url_v1"], "x:"))
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/distribution/reference"
@@ -16,11 +14,99 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/internal/secret"
-	"github.com/fractionate/service-template/magefiles/dockerimage"
+	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 	"github.com/fractionate/service-template/magefiles/gitinfo"
-	"github.com/fractionate/service-template/magefiles/release"
 	"github.com/fractionate/service-template/magefiles/runner"
 )
+
+// Exit codes the deploy targets end with, for CI to branch on.
+const (
+	ExitDeployed = 0 // the change converged
+	ExitRefused  = 1 // refused before any change: preflight, lock, bad input
+	ExitRestored = 2 // failed; every touched service is back on its previous spec
+	ExitBroken   = 3 // failed, and the restore did not converge either
+)
+
+// ExitError is an error with the exit code mage should end with.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string   { return e.Err.Error() }
+func (e *ExitError) Unwrap() error   { return e.Err }
+func (e *ExitError) ExitStatus() int { return e.Code }
+
+// Refused wraps err as a refusal (exit 1).
+func Refused(err error) error { return &ExitError{Code: ExitRefused, Err: err} }
+
+// Engine is the part of the Engine API a change uses: a Swarm manager's.
+// The small interfaces it is made of are declared where they are used.
+type Engine interface {
+	ledger.Store
+	jobAPI
+	secretAPI
+	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
+	NodeList(ctx context.Context, options client.NodeListOptions) (client.NodeListResult, error)
+	ServiceList(ctx context.Context, options client.ServiceListOptions) (client.ServiceListResult, error)
+	ServiceUpdate(ctx context.Context, serviceID string, options client.ServiceUpdateOptions) (client.ServiceUpdateResult, error)
+	NetworkList(ctx context.Context, options client.NetworkListOptions) (client.NetworkListResult, error)
+	NetworkCreate(ctx context.Context, name string, options client.NetworkCreateOptions) (client.NetworkCreateResult, error)
+}
+
+// Git is what a change knows of the working tree. Err is why git could
+// not tell (no repository, say): a protected deploy refuses then.
+type Git struct {
+	SHA        string
+	Changes    []string // uncommitted changes: a protected deploy refuses them
+	TagsAtHead []string
+	Err        error
+}
+
+// Session is one environment opened for changes.
+type Session struct {
+	Env      *envfile.Environment
+	Envs     envfile.Environments
+	EnvFile  *envfile.File // for the records
+	API      Engine
+	Endpoint endpoint.Endpoint
+	Registry Resolver
+	Auth     AuthFunc
+	Git      Git
+	Who      string // user@host, or the CI run
+	Out      io.Writer
+	// Lookup reads ${NAME} in the environments file's variables.
+	Lookup func(string) (string, bool)
+	// Promotion opens the ledger of the environment a protected one
+	// promotes from; the closer releases it.
+	Promotion func(env *envfile.Environment) (ledger.Store, func(), error)
+	// Head is the tag of HEAD's image, built and pushed first when build
+	// is set (an environment with a local registry): what a deploy given
+	// neither -image nor -version installs.
+	Head func(ctx context.Context, build bool) (string, error)
+	// Background is the context restores and records run in: it outlives
+	// a first Ctrl-C (which cancels the change's own context) and ends on
+	// a second. context.Background() when nil.
+	Background context.Context
+	// Poll is the convergence poll interval; 500ms when zero.
+	Poll time.Duration
+	// Webhook is the URL the environment's notify.url_env names, read from
+	// the process environment: unset means no notifications.
+	Webhook secret.Value
+	// LockWait is how long a change waits for a held lock before it is
+	// refused (DEPLOY_LOCK_WAIT; 0, refuse at once): CI sets it so that two
+	// pipelines meeting on one environment queue instead of failing.
+	LockWait time.Duration
+}
+
+func (s *Session) bg() context.Context {
+	if s.Background != nil {
+		return s.Background
+	}
+	return context.Background()
+}
 
 // Setup is what Open needs from the process: the repository and its
 // environment variables.
@@ -38,71 +124,69 @@ func ProcessSetup() Setup {
 
 // Environments loads the environments file: DEPLOY_ENVIRONMENTS_FILE when
 // set (a file of your own, or a test's), else the repository's.
-func (s Setup) Environments() (Environments, error) {
+func (s Setup) Environments() (*envfile.File, error) {
 	path := s.Getenv("DEPLOY_ENVIRONMENTS_FILE")
 	if path == "" {
-		path = filepath.Join(s.Root, EnvironmentsFile)
+		path = filepath.Join(s.Root, envfile.DefaultPath)
 	}
-	return LoadEnvironments(path, s.Root)
+	return envfile.Load(path, s.Root)
 }
 
-// Open prepares a Deployer for the named environment: the file, a client
-// for its endpoint, the registry, the git facts and who is deploying.
-// Close the returned Connection when done.
-func Open(ctx context.Context, s Setup, name string) (*Deployer, *Connection, error) {
-	envs, err := s.Environments()
+// Open prepares a Session for the named environment: the file, a client
+// for its endpoint (not dialled yet: whether it answers is a preflight
+// check), the registry, the git facts and who is changing it. Close the
+// returned Connection when done.
+func Open(ctx context.Context, s Setup, name string) (*Session, *endpoint.Connection, error) {
+	file, err := s.Environments()
 	if err != nil {
 		return nil, nil, Refused(err)
 	}
-	env, err := envs.Get(name)
+	env, err := file.Get(name)
 	if err != nil {
 		return nil, nil, Refused(err)
 	}
-	conn, err := Connect(env, true, s.Getenv)
+	wait := time.Duration(0)
+	if v := s.Getenv("DEPLOY_LOCK_WAIT"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			return nil, nil, Refused(fmt.Errorf("DEPLOY_LOCK_WAIT=%q: want a duration such as 15m", v))
+		}
+	}
+	conn, err := endpoint.Connect(env, true, s.Getenv)
 	if err != nil {
 		return nil, nil, Refused(err)
 	}
-	facts, err := gitinfo.Read(ctx, s.Root, s.Getenv)
-	if err != nil {
-		_ = conn.Close()
-		return nil, nil, Refused(err)
+	var git Git
+	if facts, err := gitinfo.Read(ctx, s.Root, s.Getenv); err != nil {
+		git.Err = err
+	} else {
+		git = Git{SHA: facts.SHA, Changes: facts.Changes, TagsAtHead: facts.TagsAtHead}
 	}
-	reg := &Registry{Getenv: s.Getenv, Keychain: authn.DefaultKeychain}
-	d := &Deployer{
-		Env: env, Envs: envs, API: conn.Client, Endpoint: conn.Endpoint.String(),
+	reg := NewRegistry(env.Image, s.Getenv, authn.DefaultKeychain)
+	d := &Session{
+		Env: env, Envs: file.Environments, EnvFile: file, API: conn.Client, Endpoint: conn.Endpoint,
 		Registry: reg,
-		Auth: func(ctx context.Context, image string) (string, error) {
-			named, err := reference.ParseNormalizedNamed(image)
-			if err != nil {
-				return "", err
-			}
-			host := reference.Domain(named)
-			c, err := reg.Credentials(ctx, host)
-			if err != nil {
-				return "", err
-			}
-			return c.EncodedAuth(host)
-		},
-		Git:    Git{SHA: facts.SHA, Changes: facts.Changes, TagsAtHead: facts.TagsAtHead},
-		Who:    Who(ctx, s.Root, s.Getenv),
-		Out:    s.Out,
-		Lookup: s.Lookup,
-		Promotion: func(src *Environment) (client.APIClient, func(), error) {
-			c, err := Connect(src, false, s.Getenv)
+		Auth:     reg.EncodedAuth,
+		Git:      git,
+		Who:      Who(ctx, s.Root, s.Getenv),
+		Out:      s.Out,
+		Lookup:   s.Lookup,
+		Promotion: func(src *envfile.Environment) (ledger.Store, func(), error) {
+			c, err := endpoint.Connect(src, false, s.Getenv)
 			if err != nil {
 				return nil, nil, err
 			}
 			return c.Client, func() { _ = c.Close() }, nil
 		},
+		Head: func(ctx context.Context, build bool) (string, error) {
+			if build {
+				return BuildAndPush(ctx, s, env, runner.Exec{})
+			}
+			return DefaultTag(ctx, s)
+		},
+		LockWait: wait,
 	}
 	if env.Notify != nil {
 		d.Webhook = secret.New(s.Getenv(env.Notify.URLEnv))
-	}
-	if v := s.Getenv("DEPLOY_LOCK_WAIT"); v != "" {
-		if d.LockWait, err = time.ParseDuration(v); err != nil || d.LockWait < 0 {
-			_ = conn.Close()
-			return nil, nil, Refused(fmt.Errorf("DEPLOY_LOCK_WAIT=%q: want a duration such as 15m", v))
-		}
 	}
 	return d, conn, nil
 }
@@ -128,110 +212,18 @@ func Who(ctx context.Context, root string, getenv func(string) string) string {
 	return user + "@" + cmpOr(host, "unknown-host")
 }
 
-// DefaultTag is the tag HEAD's image has under the tag scheme: its release
-// tag when HEAD carries one (what a protected environment runs), else the
-// commit's own tag (abc1234, or abc1234-dirty).
-func DefaultTag(ctx context.Context, s Setup) (string, error) {
-	facts, tags, _, err := dockerimage.Tags(ctx, s.Root, s.Getenv)
+// registryHost is the registry part of an image repository.
+func registryHost(repo string) string {
+	named, err := reference.ParseNormalizedNamed(repo)
 	if err != nil {
-		return "", err
+		return ""
 	}
-	if !facts.Dirty() {
-		for _, t := range facts.TagsAtHead {
-			if v, ok := release.ParseTag(t); ok && v.Metadata() == "" {
-				return t, nil
-			}
-		}
-	}
-	if len(tags) == 0 {
-		return "", fmt.Errorf("HEAD's image has no tag")
-	}
-	return tags[0], nil
+	return reference.Domain(named)
 }
 
-// BuildAndPush builds HEAD's image into env's repository and pushes it:
-// what deploy:to does for an environment with a local registry. It
-// returns the commit's tag.
-func BuildAndPush(ctx context.Context, s Setup, env *Environment, r runner.Runner) (string, error) {
-	named, err := reference.ParseNormalizedNamed(env.Image)
-	if err != nil {
-		return "", err
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
 	}
-	getenv := func(k string) string {
-		switch k {
-		case "REGISTRY":
-			return reference.Domain(named)
-		case "IMAGE_NAME":
-			return reference.Path(named)
-		}
-		return s.Getenv(k)
-	}
-	plan, warnings, err := dockerimage.ResolvePlan(ctx, s.Root, "", getenv)
-	for _, w := range warnings {
-		fmt.Fprintln(s.Out, "warning:", w)
-	}
-	if err != nil {
-		return "", err
-	}
-	plan.Out = io.Discard
-	cli, err := dockerimage.NewClient()
-	if err != nil {
-		return "", err
-	}
-	defer cli.Close()
-	fmt.Fprintf(s.Out, "Building %s:%s\n", plan.Repository, plan.Tags[0])
-	built, err := dockerimage.BuildImage(ctx, r, cli, plan)
-	if err != nil {
-		return "", err
-	}
-	creds, err := dockerimage.ResolveCredentials(ctx, reference.Domain(named), s.Getenv, authn.DefaultKeychain)
-	if err != nil {
-		return "", err
-	}
-	pushed, err := dockerimage.Push(ctx, cli, built.Refs, creds, io.Discard)
-	if err != nil {
-		return "", err
-	}
-	for _, p := range pushed {
-		fmt.Fprintln(s.Out, "Pushed", p)
-	}
-	return plan.Tags[0], nil
-}
-
-// Interruptible returns a context cancelled by the first Ctrl-C (or
-// SIGTERM), which stops a change and starts its restore, and a second one
-// cancelled by the next signal, which abandons the restore. It takes the
-// signals from mage, which would otherwise end the process 5 seconds after
-// a Ctrl-C, long before a restore converges.
-func Interruptible(parent context.Context, out io.Writer) (soft, hard context.Context, stop func()) {
-	hardCtx, hardCancel := context.WithCancel(context.WithoutCancel(parent))
-	softCtx, softCancel := context.WithCancel(parent)
-	signal.Ignore(os.Interrupt) // unhooks mage's own handler
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-done:
-				return
-			case sig := <-ch:
-				n++
-				if n == 1 {
-					fmt.Fprintf(out, "\n%s: stopping; the services this change touched are restored (again to abandon the restore)\n", sig)
-					softCancel()
-				} else {
-					fmt.Fprintf(out, "\n%s: abandoning the restore; the stack may be half-restored\n", sig)
-					hardCancel()
-				}
-			}
-		}
-	}()
-	return softCtx, hardCtx, func() {
-		close(done)
-		signal.Stop(ch)
-		softCancel()
-		hardCancel()
-	}
+	return b
 }

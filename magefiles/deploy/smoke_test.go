@@ -11,46 +11,32 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
-)
 
-func TestSmokeURLs(t *testing.T) {
-	tests := []struct {
-		smoke          Smoke
-		ready, version string
-	}{
-		{Smoke{URL: "https://svc.example.com"}, "https://svc.example.com/ready", "https://svc.example.com/version"},
-		{Smoke{URL: "https://svc.example.com/api/"}, "https://svc.example.com/api/ready", "https://svc.example.com/api/version"},
-		{Smoke{Service: "app", Port: 8080, Path: "/"}, "http://tasks.app:8080/ready", "http://tasks.app:8080/version"},
-		{Smoke{Service: "web", Port: 9000, Path: "/api"}, "http://tasks.web:9000/api/ready", "http://tasks.web:9000/api/version"},
-	}
-	for _, tt := range tests {
-		if r, v := tt.smoke.urls(); r != tt.ready || v != tt.version {
-			t.Errorf("%+v: %s %s, want %s %s", tt.smoke, r, v, tt.ready, tt.version)
-		}
-	}
-}
+	"github.com/fractionate/service-template/internal/probe"
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
+)
 
 func TestJudgeSmoke(t *testing.T) {
 	const ready, version = "http://tasks.app:8080/ready", "http://tasks.app:8080/version"
-	ok := func(addr string) []probeResult {
-		return []probeResult{
+	ok := func(addr string) []probe.Result {
+		return []probe.Result{
 			{URL: ready, Address: addr, Status: 200, Body: json.RawMessage(`{"status":"ready"}`)},
 			{URL: version, Address: addr, Status: 200, Body: json.RawMessage(`{"version":"v2.0.0","schema":{"expected":3,"database":3}}`)},
 		}
 	}
 	tests := []struct {
 		name string
-		rs   []probeResult
+		rs   []probe.Result
 		want string // "" passes
 	}{
 		{"every task ready on the release", append(ok("10.0.1.5:8080"), ok("10.0.1.6:8080")...), ""},
-		{"one task not ready", append(ok("10.0.1.5:8080"), probeResult{URL: ready, Address: "10.0.1.6:8080", Status: 503,
+		{"one task not ready", append(ok("10.0.1.5:8080"), probe.Result{URL: ready, Address: "10.0.1.6:8080", Status: 503,
 			Body: json.RawMessage(`{"status":"not ready","checks":{"redis":"connection refused"}}`)}),
 			`http://tasks.app:8080/ready at 10.0.1.6:8080 answered 503 {"status":"not ready","checks":{"redis":"connection refused"}}`},
-		{"another version", []probeResult{ok("a")[0], {URL: version, Address: "a", Status: 200, Body: json.RawMessage(`{"version":"v1.0.0"}`)}},
+		{"another version", []probe.Result{ok("a")[0], {URL: version, Address: "a", Status: 200, Body: json.RawMessage(`{"version":"v1.0.0"}`)}},
 			"http://tasks.app:8080/version at a reports version v1.0.0, not v2.0.0"},
-		{"no version", []probeResult{ok("a")[0], {URL: version, Status: 200, Text: "hello"}}, "answered no version"},
-		{"an error", []probeResult{{URL: ready, Error: "lookup tasks.app: no such host"}, ok("a")[1]}, "ready: lookup tasks.app: no such host"},
+		{"no version", []probe.Result{ok("a")[0], {URL: version, Status: 200, Text: "hello"}}, "answered no version"},
+		{"an error", []probe.Result{{URL: ready, Error: "lookup tasks.app: no such host"}, ok("a")[1]}, "ready: lookup tasks.app: no such host"},
 		{"nothing asked", nil, "ready: no answer; http://tasks.app:8080/version: no answer"},
 	}
 	for _, tt := range tests {
@@ -61,20 +47,8 @@ func TestJudgeSmoke(t *testing.T) {
 			}
 		})
 	}
-	if got := judgeSmoke([]probeResult{ok("a")[0], {URL: version, Status: 200, Body: json.RawMessage(`{"version":"x"}`)}}, ready, version, ""); got != "" {
+	if got := judgeSmoke([]probe.Result{ok("a")[0], {URL: version, Status: 200, Body: json.RawMessage(`{"version":"x"}`)}}, ready, version, ""); got != "" {
 		t.Errorf("without a version to compare: %q", got)
-	}
-}
-
-func TestParseProbe(t *testing.T) {
-	out := `{"url":"http://tasks.app:8080/ready","address":"10.0.1.5:8080","status":200,"body":{"status":"ready"}}
-app: probe: 1 of 2 requests did not answer 2xx
-{"not":"a probe line"}
-{"url":"http://tasks.app:8080/version","error":"connection refused"}
-`
-	rs := parseProbe(out)
-	if len(rs) != 2 || rs[0].Status != 200 || rs[1].Error != "connection refused" {
-		t.Errorf("parseProbe = %+v", rs)
 	}
 }
 
@@ -100,7 +74,7 @@ func TestSmokeCheckByURL(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	var out bytes.Buffer
-	d := &Deployer{Env: &Environment{Name: "staging", Smoke: &Smoke{URL: srv.URL, Timeout: 2 * time.Second}}, Out: &out}
+	d := &Session{Env: &envfile.Environment{Name: "staging", Smoke: &envfile.Smoke{URL: srv.URL, Timeout: 2 * time.Second}}, Out: &out}
 	if err := d.smokeCheck(t.Context(), nil, "v2.0.0"); err != nil {
 		t.Fatalf("smoke check: %v\n%s", err, out.String())
 	}
@@ -136,16 +110,16 @@ func TestNothingToSmoke(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		smoke Smoke
+		smoke envfile.Smoke
 		specs map[string]swarm.ServiceSpec
 		want  string
 	}{
-		{"service running", Smoke{Service: "app"}, specs(2, 1), ""},
-		{"service scaled to 0", Smoke{Service: "app"}, specs(0, 1), "app run(s) 0 replicas"},
-		{"another service scaled to 0", Smoke{Service: "app"}, specs(2, 0), ""},
-		{"url: one release service still runs", Smoke{URL: "https://x"}, specs(0, 1), ""},
-		{"url: every release service at 0", Smoke{URL: "https://x"}, specs(0, 0), "app, worker run(s) 0 replicas"},
-		{"service not in the stack", Smoke{Service: "web"}, specs(0, 0), ""},
+		{"service running", envfile.Smoke{Service: "app"}, specs(2, 1), ""},
+		{"service scaled to 0", envfile.Smoke{Service: "app"}, specs(0, 1), "app run(s) 0 replicas"},
+		{"another service scaled to 0", envfile.Smoke{Service: "app"}, specs(2, 0), ""},
+		{"url: one release service still runs", envfile.Smoke{URL: "https://x"}, specs(0, 1), ""},
+		{"url: every release service at 0", envfile.Smoke{URL: "https://x"}, specs(0, 0), "app, worker run(s) 0 replicas"},
+		{"service not in the stack", envfile.Smoke{Service: "web"}, specs(0, 0), ""},
 	}
 	for _, tt := range tests {
 		if got := nothingToSmoke(&tt.smoke, tt.specs, "127.0.0.1:5000/app"); got != tt.want {

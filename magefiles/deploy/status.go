@@ -14,19 +14,24 @@ import (
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/internal/probe"
+	"github.com/fractionate/service-template/magefiles/deploy/converge"
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
 // Status prints, per service, the release and digest, replicas running,
 // desired and of the current spec, Swarm's update state and the nodes its
 // tasks run on; then the last change and the lock.
-func (d *Deployer) Status(ctx context.Context, w io.Writer) error {
-	live, err := ReadLive(ctx, d.API, d.Env.Stack)
+func (s *Session) Status(ctx context.Context, w io.Writer) error {
+	live, err := ReadLive(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Environment %s, stack %s, through %s\n\n", d.Env.Name, d.Env.Stack, d.Endpoint)
+	fmt.Fprintf(w, "Environment %s, stack %s, through %s\n\n", s.Env.Name, s.Env.Stack, s.Endpoint)
 	nodes := map[string]string{}
-	if ns, err := d.API.NodeList(ctx, client.NodeListOptions{}); err == nil {
+	if ns, err := s.API.NodeList(ctx, client.NodeListOptions{}); err == nil {
 		for _, n := range ns.Items {
 			nodes[n.ID] = n.Description.Hostname
 		}
@@ -38,12 +43,12 @@ func (d *Deployer) Status(ctx context.Context, w io.Writer) error {
 		fmt.Fprintln(tw, "SERVICE\tRELEASE\tDIGEST\tRUNNING\tCURRENT\tUPDATE\tNODES")
 		for _, name := range slices.Sorted(maps.Keys(live.Services)) {
 			svc := live.Services[name]
-			obs, err := Observe(ctx, d.API, svc.ID)
+			obs, err := converge.Observe(ctx, s.API, svc.ID)
 			if err != nil {
 				return err
 			}
 			img := ImageOf(svc.Spec)
-			desired := desiredTasks(obs.Service, obs.UpToDate)
+			desired := converge.DesiredTasks(obs.Service, obs.UpToDate)
 			running, current := 0, 0
 			cur := map[string]bool{}
 			for _, t := range obs.UpToDate {
@@ -73,9 +78,9 @@ func (d *Deployer) Status(ctx context.Context, w io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(w, "\nRUNNING counts tasks Swarm reports running; a task with a health check is running only once it passed. CURRENT counts those of the service's current spec.")
-		d.printSchema(ctx, w, live)
+		s.printSchema(ctx, w, live)
 	}
-	records, err := History{API: d.API, Stack: d.Env.Stack}.List(ctx)
+	records, err := ledger.History{API: s.API, Stack: s.Env.Stack}.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -89,7 +94,7 @@ func (d *Deployer) Status(ctx context.Context, w io.Writer) error {
 		}
 		fmt.Fprintln(w)
 	}
-	held, _, err := Lock{API: d.API, Stack: d.Env.Stack}.Read(ctx)
+	held, err := ledger.Lock{API: s.API, Stack: s.Env.Stack}.Read(ctx)
 	switch {
 	case err != nil:
 		return err
@@ -101,23 +106,16 @@ func (d *Deployer) Status(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // printSchema shows, per task of each service running the environment's
 // image, the release it reports and the schema version it expects and
 // finds (its /version), asked by a job from that service's own image on
 // the stack's network: the image has no curl, and the deploying machine
 // cannot reach the overlay network.
-func (d *Deployer) printSchema(ctx context.Context, w io.Writer, live *Live) {
+func (s *Session) printSchema(ctx context.Context, w io.Writer, live *Live) {
 	var names []string
 	for _, name := range slices.Sorted(maps.Keys(live.Services)) {
 		spec := live.Services[name].Spec
-		if ImageOf(spec).Repository == d.Env.Image && spec.Mode.Replicated != nil && spec.Mode.Replicated.Replicas != nil && *spec.Mode.Replicated.Replicas > 0 {
+		if ImageOf(spec).Repository == s.Env.Image && spec.Mode.Replicated != nil && spec.Mode.Replicated.Replicas != nil && *spec.Mode.Replicated.Replicas > 0 {
 			names = append(names, name)
 		}
 	}
@@ -129,12 +127,9 @@ func (d *Deployer) printSchema(ctx context.Context, w io.Writer, live *Live) {
 	fmt.Fprintln(tw, "SERVICE\tTASK\tRELEASE\tEXPECTS\tDATABASE\tNOTE")
 	for _, name := range names {
 		spec := live.Services[name].Spec
-		u := fmt.Sprintf("http://tasks.%s:%d/version", name, appPort(d.Env, name, spec))
-		out, err := RunJob(ctx, d.bg(), d.API, spec, JobOptions{
-			Name: jobName(d.Env.Stack, "status"), Stack: d.Env.Stack, Args: []string{"probe", "-all", u},
-			Deadline: time.Minute, Auth: d.Auth, Poll: d.Poll,
-		})
-		rs := parseProbe(out)
+		u := fmt.Sprintf("http://tasks.%s:%d/version", name, appPort(s.Env, name, spec))
+		out, err := s.runJob(ctx, spec, JobOptions{Purpose: "status", Args: []string{"probe", "-all", u}, Deadline: time.Minute})
+		rs := probe.Parse(out)
 		if len(rs) == 0 {
 			why := "no answer"
 			if err != nil {
@@ -151,7 +146,7 @@ func (d *Deployer) printSchema(ctx context.Context, w io.Writer, live *Live) {
 }
 
 // schemaRow is one task's columns after SERVICE.
-func schemaRow(r probeResult) string {
+func schemaRow(r probe.Result) string {
 	task := cmpOr(r.Address, r.URL)
 	var v struct {
 		Version string `json:"version"`
@@ -184,7 +179,7 @@ func schemaRow(r probeResult) string {
 // appPort is the port the app listens on in its containers: the smoke
 // check's when it names this service, else HTTP_PORT in its environment,
 // else the service's default, 8080.
-func appPort(env *Environment, name string, spec swarm.ServiceSpec) int {
+func appPort(env *envfile.Environment, name string, spec swarm.ServiceSpec) int {
 	if env.Smoke != nil && env.Smoke.Service == name {
 		return env.Smoke.Port
 	}
@@ -193,5 +188,5 @@ func appPort(env *Environment, name string, spec swarm.ServiceSpec) int {
 			return p
 		}
 	}
-	return DefaultSmokePort
+	return envfile.DefaultSmokePort
 }

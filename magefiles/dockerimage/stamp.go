@@ -47,13 +47,13 @@ func (s Stamp) BuildArgs() map[string]*string {
 
 // VersionFromTags picks the version a build reports from the image tags the
 // tag scheme gave it (magefiles/imagetag): the first release tag by
-// release.ParseTag, the one rule for what a version is (the scheme lists the
+// release.IsReleaseTag, the one rule for what a release is (the scheme lists the
 // highest first), else the first tag, which is the commit's own (abc1234,
 // or abc1234-dirty). "dev" when there are no tags. A branch tag never
 // passes: the scheme prefixes every version-shaped branch name.
 func VersionFromTags(tags []string) string {
 	for _, t := range tags {
-		if v, ok := release.ParseTag(t); ok && v.Metadata() == "" {
+		if release.IsReleaseTag(t) {
 			return t
 		}
 	}

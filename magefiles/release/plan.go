@@ -114,7 +114,7 @@ func Apply(ctx context.Context, r runner.Runner, p Plan) error {
 
 // Candidate is what one release command would create.
 type Candidate struct {
-	Command string          // e.g. "mage release:minor"
+	Command string          // e.g. "go tool mage release:minor"
 	Version *semver.Version // nil when Err is set
 	Err     error
 }
@@ -124,8 +124,8 @@ func Preview(tags []string) []Candidate {
 	var cs []Candidate
 	for _, b := range []Bump{Patch, Minor, Major} {
 		v, err := Next(tags, b)
-		cs = append(cs, Candidate{"mage release:" + b.String(), v, err})
+		cs = append(cs, Candidate{"go tool mage release:" + b.String(), v, err})
 	}
 	v, err := NextPre(tags, "rc", nil)
-	return append(cs, Candidate{"mage release:pre rc", v, err})
+	return append(cs, Candidate{"go tool mage release:pre rc", v, err})
 }

@@ -145,6 +145,15 @@ func ParseTag(tag string) (*semver.Version, bool) {
 	return v, err == nil
 }
 
+// IsReleaseTag reports whether tag names a release an environment may run:
+// a release tag (ParseTag) without build metadata (v1.2.3+dirty is a
+// build, not a release). The one rule for it: images, stacks and deploys
+// all ask here.
+func IsReleaseTag(tag string) bool {
+	v, ok := ParseTag(tag)
+	return ok && v.Metadata() == ""
+}
+
 // versions parses the tags that are release tags.
 func versions(tags []string) []*semver.Version {
 	var vs []*semver.Version

@@ -137,10 +137,10 @@ func TestNextPre(t *testing.T) {
 func TestPreview(t *testing.T) {
 	got := release.Preview([]string{"v1.2.3", "v1.3.0-rc.1"})
 	want := []struct{ cmd, version string }{
-		{"mage release:patch", "1.2.4"},
-		{"mage release:minor", "1.3.0"},
-		{"mage release:major", "2.0.0"},
-		{"mage release:pre rc", "1.3.0-rc.2"},
+		{"go tool mage release:patch", "1.2.4"},
+		{"go tool mage release:minor", "1.3.0"},
+		{"go tool mage release:major", "2.0.0"},
+		{"go tool mage release:pre rc", "1.3.0-rc.2"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Preview gave %d candidates, want %d", len(got), len(want))
@@ -148,6 +148,23 @@ func TestPreview(t *testing.T) {
 	for i, w := range want {
 		if got[i].Err != nil || got[i].Command != w.cmd || got[i].Version.String() != w.version {
 			t.Errorf("candidate %d = %q v%v (err %v), want %q v%s", i, got[i].Command, got[i].Version, got[i].Err, w.cmd, w.version)
+		}
+	}
+}
+
+func TestIsReleaseTag(t *testing.T) {
+	for tag, want := range map[string]bool{
+		"v1.2.3":       true,
+		"v1.3.0-rc.1":  true,
+		"v1.2.3+dirty": false, // a build, not a release
+		"v1.2":         false,
+		"1.2.3":        false,
+		"latest":       false,
+		"abc1234":      false,
+		"v01.2.3":      false,
+	} {
+		if got := release.IsReleaseTag(tag); got != want {
+			t.Errorf("IsReleaseTag(%q) = %v, want %v", tag, got, want)
 		}
 	}
 }

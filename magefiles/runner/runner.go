@@ -83,6 +83,15 @@ type Exec struct {
 	Echo           io.Writer // when set, each command is printed here first
 }
 
+// Verbose is the runner mage targets use: output streams through; with
+// echo (mage -v) each command is printed first, environment values never.
+func Verbose(echo bool) Exec {
+	if echo {
+		return Exec{Echo: os.Stderr}
+	}
+	return Exec{}
+}
+
 // Run runs c and returns an error naming the command when it fails.
 func (e Exec) Run(ctx context.Context, c Cmd) error {
 	stdout, stderr := orDefault(e.Stdout, os.Stdout), orDefault(e.Stderr, os.Stderr)

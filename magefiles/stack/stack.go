@@ -105,8 +105,8 @@ func CheckProduction(p *types.Project, ours string) error {
 }
 
 // pinned says whether image is fixed by the file. A digest always is. Our
-// own image otherwise needs a release tag (release.ParseTag, the one rule
-// for a version): a branch (main), a commit (abc1234, abc1234-dirty) or a
+// own image otherwise needs a release tag (release.IsReleaseTag, the one
+// rule for a version): a branch (main), a commit (abc1234, abc1234-dirty) or a
 // moving vX.Y tag is what the tag scheme gives builds that were never
 // released. Another vendor's image needs a tag other than latest (what
 // postgres:16-alpine means is the vendor's business).
@@ -123,14 +123,14 @@ func pinned(image, ours string) error {
 	}
 	t, tagged := ref.(reference.Tagged)
 	if ours != "" && sameRepository(ref, ours) {
-		const instead = "deploy a release tag (vX.Y.Z, made by mage release:*) or a digest"
+		const instead = "deploy a release tag (vX.Y.Z, made by go tool mage release:*) or a digest"
 		switch {
 		case !tagged:
 			return fmt.Errorf("%q has no tag, which means latest; %s", image, instead)
 		case t.Tag() == "latest":
 			return fmt.Errorf("%q: production never runs latest; %s", image, instead)
 		}
-		if v, ok := release.ParseTag(t.Tag()); !ok || v.Metadata() != "" {
+		if !release.IsReleaseTag(t.Tag()) {
 			return fmt.Errorf("%q: %q is not a release tag of this project's image (a branch, commit or vX.Y tag moves or was never released); %s", image, t.Tag(), instead)
 		}
 		return nil

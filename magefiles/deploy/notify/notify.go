@@ -1,4 +1,6 @@
-package deploy
+// Package notify POSTs a change's events to a webhook, in the background,
+// so that a slow or failing webhook never fails or holds a change.
+package notify
 
 import (
 	"bytes"
@@ -16,20 +18,23 @@ import (
 	"github.com/fractionate/service-template/internal/secret"
 )
 
+// Kind is what an event says happened.
+type Kind string
+
 // The events a change sends: start once it passed preflight and is about
 // to change something; then one of success (converged), rollback (failed,
 // and every touched service runs its previous spec again) or failure
 // (stopped before any change, or the restore failed too).
 const (
-	EventStart    = "start"
-	EventSuccess  = "success"
-	EventRollback = "rollback"
-	EventFailure  = "failure"
+	Start    Kind = "start"
+	Success  Kind = "success"
+	Rollback Kind = "rollback"
+	Failure  Kind = "failure"
 )
 
 // Event is the JSON a webhook receives.
 type Event struct {
-	Event       string    `json:"event"`
+	Event       Kind      `json:"event"`
 	Environment string    `json:"environment"`
 	Stack       string    `json:"stack"`
 	Action      string    `json:"action"` // deploy, rollback, scale, rotate
@@ -40,17 +45,8 @@ type Event struct {
 	Started     time.Time `json:"started"`
 	Duration    float64   `json:"duration_seconds"`
 	Result      string    `json:"result,omitempty"` // as recorded: succeeded, rolled back, failed, not applied
-	Reason      string    `json:"reason,omitempty"` // Swarm's or the task's, when it failed
-}
-
-// eventOf makes an event from a change's record.
-func eventOf(kind string, r Record) Event {
-	e := Event{Event: kind, Environment: r.Env, Stack: r.Stack, Action: r.Action, Seq: r.Seq, Release: r.Version,
-		Digest: r.Digest, Who: r.Who, Started: r.Started, Result: r.Result, Reason: r.Reason}
-	if kind != EventStart {
-		e.Duration = r.Duration.Seconds()
-	}
-	return e
+	Reason      string    `json:"reason,omitempty"`   // Swarm's or the task's, when it failed
+	Override    string    `json:"override,omitempty"` // why preflight's protected checks were skipped
 }
 
 // Notifier POSTs events to a webhook in the background, in order. A slow
@@ -80,7 +76,10 @@ func NewNotifier(u secret.Value, timeout time.Duration, out io.Writer) *Notifier
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Notifier{url: u, timeout: timeout, out: out, client: &http.Client{}, queue: make(chan Event, 32),
+	// Redirects are not followed: the next hop would get the secret URL as
+	// a Referer, and a webhook that moved should be changed where it is set.
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	n := &Notifier{url: u, timeout: timeout, out: out, client: hc, queue: make(chan Event, 32),
 		done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go n.run()
 	return n
@@ -120,10 +119,13 @@ func (n *Notifier) post(e Event) error {
 		if n.ctx.Err() != nil {
 			return fmt.Errorf("no answer by the end of the change (notify.timeout %s)", n.timeout)
 		}
-		return errors.New(n.redact(unwrapURLError(err).Error()))
+		return errors.New(n.redact(UnwrapURLError(err).Error()))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return fmt.Errorf("the webhook answered %s, a redirect, which is not followed (it would carry the webhook's URL elsewhere): set the URL it moved to", resp.Status)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("the webhook answered %s", resp.Status)
 	}
@@ -189,9 +191,9 @@ func (n *Notifier) Close() {
 	n.flushWarnings()
 }
 
-// unwrapURLError drops net/http's "Post \"URL\": " prefix: the URL may be
+// UnwrapURLError drops net/http's "Post \"URL\": " prefix: the URL may be
 // a secret, and the caller says what was asked.
-func unwrapURLError(err error) error {
+func UnwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err

@@ -1,4 +1,7 @@
-package deploy
+// Package endpoint connects to an environment's Swarm manager: the local
+// engine, unix://, tcp:// (TLS), ssh:// or a Docker context, with credentials
+// from the deploying machine's environment that never reach a message.
+package endpoint
 
 import (
 	"cmp"
@@ -8,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +23,16 @@ import (
 	dockercontext "github.com/docker/cli/cli/context/docker"
 	"github.com/docker/cli/cli/context/store"
 	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 )
+
+// ResponseTimeout bounds how long the engine may take to start answering a
+// request. A manager that accepted a connection and went silent (a
+// half-dead ssh tunnel, a stalled TLS proxy) would otherwise hold a change
+// past any deadline. Streams (logs) are not cut once they answered. A
+// variable for tests.
+var ResponseTimeout = 45 * time.Second
 
 // Endpoint says how to reach an environment's Swarm manager, for messages:
 // never a credential.
@@ -58,38 +71,45 @@ func (c *Connection) Close() error {
 	return err
 }
 
-// Connect opens a client for env's endpoint. With target set (the
-// environment being deployed), DEPLOY_HOST and the DEPLOY_SSH_* and
-// DEPLOY_TLS_* variables apply; for another environment (the one a release
-// is promoted from) the same variables are read with the environment's name
-// in them: DEPLOY_STAGING_HOST, DEPLOY_STAGING_SSH_KEY...
+// Prefix is where an environment's connection variables start: DEPLOY_ for
+// the environment being changed (DEPLOY_HOST, DEPLOY_SSH_KEY, DEPLOY_TLS_CA,
+// ...), DEPLOY_<NAME>_ for another one (the environment a release is
+// promoted from: DEPLOY_STAGING_HOST, ...).
+func Prefix(env string, target bool) string {
+	if target {
+		return "DEPLOY_"
+	}
+	return "DEPLOY_" + strings.ToUpper(strings.ReplaceAll(env, "-", "_")) + "_"
+}
+
+// Connect opens a client for env's endpoint; target says whether env is the
+// environment being changed (see Prefix). It does not dial: whether the
+// endpoint answers is the first check of a change.
 //
 // Key material from the environment is written nowhere but a temporary file
 // only this user can read, removed by Close (ssh needs a file); TLS material
-// stays in memory.
-func Connect(env *Environment, target bool, getenv func(string) string) (*Connection, error) {
-	prefix := "DEPLOY_"
-	if !target {
-		prefix = "DEPLOY_" + strings.ToUpper(strings.ReplaceAll(env.Name, "-", "_")) + "_"
-	}
+// stays in memory. A tcp:// endpoint off loopback must use TLS unless the
+// environment says insecure_tcp (never a protected one).
+func Connect(env *envfile.Environment, target bool, getenv func(string) string) (*Connection, error) {
+	prefix := Prefix(env.Name, target)
 	ep := Endpoint{Host: env.Endpoint, Source: "environments file", Context: env.Context}
 	if h := getenv(prefix + "HOST"); h != "" {
 		ep = Endpoint{Host: h, Source: prefix + "HOST"}
-		if err := checkEndpoint(h); err != nil {
+		if err := envfile.CheckEndpoint(h); err != nil {
 			return nil, fmt.Errorf("%sHOST: %w", prefix, err)
 		}
 	}
 	conn := &Connection{Endpoint: ep}
-	var opts []client.Opt
+	opts := []client.Opt{client.WithHTTPClient(httpClient(nil))}
 	switch {
 	case ep.Context != "":
 		o, err := contextOpts(ep.Context)
 		if err != nil {
 			return nil, fmt.Errorf("environment %s: docker context %s: %w", env.Name, ep.Context, err)
 		}
-		opts = o
+		opts = append(opts, o...)
 	case ep.Host == "":
-		opts = []client.Opt{client.FromEnv}
+		opts = append(opts, client.FromEnv)
 	case strings.HasPrefix(ep.Host, "ssh://"):
 		flags, cleanup, err := sshFlags(prefix, getenv)
 		if err != nil {
@@ -101,28 +121,24 @@ func Connect(env *Environment, target bool, getenv func(string) string) (*Connec
 			cleanup()
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Host, err)
 		}
-		opts = []client.Opt{
-			client.WithHTTPClient(&http.Client{Transport: &http.Transport{DialContext: helper.Dialer}}),
-			client.WithHost(helper.Host),
-			client.WithDialContext(helper.Dialer),
-		}
+		hc := httpClient(nil)
+		hc.Transport.(*http.Transport).DialContext = helper.Dialer
+		opts = []client.Opt{client.WithHTTPClient(hc), client.WithHost(helper.Host), client.WithDialContext(helper.Dialer)}
 	case strings.HasPrefix(ep.Host, "tcp://"):
 		tlsCfg, err := tlsConfig(prefix, getenv)
 		if err != nil {
 			return nil, err
 		}
-		opts = []client.Opt{client.WithHost(ep.Host)}
-		if tlsCfg != nil {
-			opts = append(opts, client.WithHTTPClient(&http.Client{
-				Transport: &http.Transport{
-					TLSClientConfig: tlsCfg,
-					DialContext:     (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-				},
-				CheckRedirect: client.CheckRedirect,
-			}), client.WithScheme("https"))
+		if tlsCfg == nil {
+			if err := plainTCPAllowed(env, ep); err != nil {
+				return nil, err
+			}
+			opts = append(opts, client.WithHost(ep.Host))
+			break
 		}
+		opts = []client.Opt{client.WithHTTPClient(httpClient(tlsCfg)), client.WithHost(ep.Host), client.WithScheme("https")}
 	default:
-		opts = []client.Opt{client.WithHost(ep.Host)}
+		opts = append(opts, client.WithHost(ep.Host))
 	}
 	c, err := client.New(opts...)
 	if err != nil {
@@ -133,6 +149,41 @@ func Connect(env *Environment, target bool, getenv func(string) string) (*Connec
 	}
 	conn.Client = c
 	return conn, nil
+}
+
+// httpClient is the transport every connection uses: a bounded wait for
+// the engine's answer, and TLS when given.
+func httpClient(tlsCfg *tls.Config) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:       tlsCfg,
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   15 * time.Second,
+			ResponseHeaderTimeout: ResponseTimeout,
+			MaxIdleConns:          6,
+			IdleConnTimeout:       30 * time.Second,
+		},
+		CheckRedirect: client.CheckRedirect,
+	}
+}
+
+// plainTCPAllowed refuses a tcp:// endpoint without TLS unless it is on
+// loopback or the environment opted out: every secret a deploy creates
+// would cross the network in clear. A CI secret left undefined arrives
+// empty, which must not quietly turn TLS off.
+func plainTCPAllowed(env *envfile.Environment, ep Endpoint) error {
+	u, err := url.Parse(ep.Host)
+	if err != nil {
+		return fmt.Errorf("endpoint %s: %w", ep.Host, err)
+	}
+	if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+		return nil
+	}
+	if env.InsecureTCP && !env.Protected {
+		return nil
+	}
+	return fmt.Errorf("environment %s: endpoint %s (%s) is tcp:// without TLS, which would send secrets in clear: set DEPLOY_TLS_CA, DEPLOY_TLS_CERT and DEPLOY_TLS_KEY (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH), or, on a network you trust and for an environment that is not protected, insecure_tcp: true in %s",
+		env.Name, ep.Host, ep.Source, envfile.DefaultPath)
 }
 
 // sshFlags writes DEPLOY_SSH_KEY (and DEPLOY_SSH_KNOWN_HOSTS) to a private
@@ -172,28 +223,55 @@ func sshFlags(prefix string, getenv func(string) string) ([]string, func(), erro
 }
 
 // tlsConfig builds a client TLS configuration from DEPLOY_TLS_CA,
-// DEPLOY_TLS_CERT and DEPLOY_TLS_KEY (PEM text); nil when none is set.
+// DEPLOY_TLS_CERT and DEPLOY_TLS_KEY (PEM text), or else, as the docker CLI
+// does, from ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH when
+// DOCKER_TLS_VERIFY is set; nil when neither is.
 func tlsConfig(prefix string, getenv func(string) string) (*tls.Config, error) {
 	ca, cert, key := getenv(prefix+"TLS_CA"), getenv(prefix+"TLS_CERT"), getenv(prefix+"TLS_KEY")
+	source := prefix + "TLS_"
 	if ca == "" && cert == "" && key == "" {
-		return nil, nil
+		if getenv("DOCKER_TLS_VERIFY") == "" {
+			return nil, nil
+		}
+		dir := getenv("DOCKER_CERT_PATH")
+		if dir == "" {
+			dir = config.Dir()
+		}
+		read := func(name string) (string, error) {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				return "", fmt.Errorf("DOCKER_TLS_VERIFY is set: %w", err)
+			}
+			return string(b), nil
+		}
+		var err error
+		if ca, err = read("ca.pem"); err != nil {
+			return nil, err
+		}
+		if cert, err = read("cert.pem"); err != nil {
+			return nil, err
+		}
+		if key, err = read("key.pem"); err != nil {
+			return nil, err
+		}
+		source = "DOCKER_CERT_PATH's "
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if ca != "" {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM([]byte(ca)) {
-			return nil, fmt.Errorf("%sTLS_CA: no PEM certificate in it", prefix)
+			return nil, fmt.Errorf("%sCA: no PEM certificate in it", source)
 		}
 		cfg.RootCAs = pool
 	}
 	if (cert == "") != (key == "") {
-		return nil, fmt.Errorf("set both %sTLS_CERT and %sTLS_KEY, or neither", prefix, prefix)
+		return nil, fmt.Errorf("set both %sCERT and %sKEY, or neither", source, source)
 	}
 	if cert != "" {
 		pair, err := tls.X509KeyPair([]byte(cert), []byte(key))
 		if err != nil {
 			// The error can quote neither: it only says what did not parse.
-			return nil, fmt.Errorf("%sTLS_CERT/%sTLS_KEY: not a matching PEM certificate and key", prefix, prefix)
+			return nil, fmt.Errorf("%sCERT/%sKEY: not a matching PEM certificate and key", source, source)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}

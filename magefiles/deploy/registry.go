@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -31,15 +32,39 @@ type Resolver interface {
 // have.
 var ErrNotInRegistry = errors.New("not in the registry")
 
-// Registry is the Resolver that asks registries over HTTP, with the same
-// credentials image:push uses. Registries on loopback are spoken to over
-// plain HTTP, as the engine does.
+// Registry is the Resolver that asks registries over HTTP. Registries on
+// loopback are spoken to over plain HTTP, as the engine does.
+//
+// The credentials image:push takes from the process environment
+// (REGISTRY_USERNAME/REGISTRY_PASSWORD, GITHUB_TOKEN) are the environment's
+// own registry's: they go to the host of its image and nowhere else. Any
+// other host (Docker Hub for postgres, say) gets what the Docker credential
+// store has for it, or nothing: a pull token sent there would leak, and
+// Swarm would keep it in that service's spec and send it on every pull.
 type Registry struct {
+	Scope    string // the host the environment's credentials are for
 	Getenv   func(string) string
 	Keychain authn.Keychain // authn.DefaultKeychain in production
 
 	mu    sync.Mutex
 	creds map[string]dockerimage.Credentials
+}
+
+// NewRegistry is the Resolver of an environment whose image is in repo.
+func NewRegistry(repo string, getenv func(string) string, keychain authn.Keychain) *Registry {
+	return &Registry{Scope: registryHost(repo), Getenv: getenv, Keychain: keychain}
+}
+
+// scopedCredentials are the variables credentials come from, for host.
+var scopedCredentials = []string{"REGISTRY_USERNAME", "REGISTRY_PASSWORD", "GITHUB_TOKEN"}
+
+func (r *Registry) getenv(host string) func(string) string {
+	return func(k string) string {
+		if host != r.Scope && slices.Contains(scopedCredentials, k) {
+			return ""
+		}
+		return r.Getenv(k)
+	}
 }
 
 func (r *Registry) options(ctx context.Context, ref name.Reference) ([]remote.Option, error) {
@@ -49,7 +74,7 @@ func (r *Registry) options(ctx context.Context, ref name.Reference) ([]remote.Op
 	c, ok := r.creds[host]
 	if !ok {
 		var err error
-		c, err = dockerimage.ResolveCredentials(ctx, host, r.Getenv, r.Keychain)
+		c, err = dockerimage.ResolveCredentials(ctx, host, r.getenv(host), r.Keychain)
 		if err != nil {
 			return nil, err
 		}
@@ -61,9 +86,23 @@ func (r *Registry) options(ctx context.Context, ref name.Reference) ([]remote.Op
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(c.Authenticator())}, nil
 }
 
-// Credentials returns what Registry authenticates to host with, for the
-// engine to pull with.
-func (r *Registry) Credentials(ctx context.Context, host string) (dockerimage.Credentials, error) {
+// EncodedAuth is what Swarm pulls image with (X-Registry-Auth): the same
+// credentials the lookups use, scoped the same way.
+func (r *Registry) EncodedAuth(ctx context.Context, image string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return "", err
+	}
+	host := reference.Domain(named)
+	c, err := r.credentials(ctx, host)
+	if err != nil {
+		return "", err
+	}
+	return c.EncodedAuth(host)
+}
+
+// credentials returns what Registry authenticates to host with.
+func (r *Registry) credentials(ctx context.Context, host string) (dockerimage.Credentials, error) {
 	ref, err := name.ParseReference(host + "/x")
 	if err != nil {
 		return dockerimage.Credentials{}, err

@@ -1,4 +1,8 @@
-package deploy
+// Package converge decides, from what Swarm reports, whether a change has
+// converged, is still under way, or has failed, and waits for it. The
+// decision (Evaluate) is a pure function of one observation, so every Swarm
+// state a deploy must not be fooled by is a table test.
+package converge
 
 import (
 	"context"
@@ -58,8 +62,10 @@ type Observation struct {
 // task Swarm cannot place for this long, or an image that cannot be pulled
 // will not fix itself before the deadline.
 const (
-	maxTaskFailures  = 3
-	unplaceableAfter = 10 * time.Second
+	maxTaskFailures = 3
+	// UnplaceableAfter is how long a task may stay pending with Swarm's
+	// "no suitable node" before the change fails.
+	UnplaceableAfter = 10 * time.Second
 	// Swarm starts a rolling update within a second; when it has not after
 	// this long and every task already matches the spec, Swarm saw nothing
 	// to replace.
@@ -111,14 +117,14 @@ func Evaluate(w Watch, o Observation) Progress {
 			// A new task of a spec Swarm has since rolled back: its error
 			// is why.
 			if t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected {
-				lastErr = taskError(t)
+				lastErr = TaskError(t)
 			}
 			continue
 		}
 		switch t.Status.State {
 		case swarm.TaskStateFailed, swarm.TaskStateRejected:
 			failures++
-			lastErr = taskError(t)
+			lastErr = TaskError(t)
 			if imageError(lastErr) {
 				return Progress{Failed: "task " + shortID(t.ID) + ": " + lastErr, Line: w.Name + ": image cannot be pulled", LastErr: lastErr}
 			}
@@ -128,13 +134,13 @@ func Evaluate(w Watch, o Observation) Progress {
 			// the change: the manager's clock may differ.
 			if t.Status.Err != "" && t.DesiredState == swarm.TaskStateRunning {
 				lastErr = t.Status.Err
-				if o.Now.Sub(w.Applied) >= unplaceableAfter {
+				if o.Now.Sub(w.Applied) >= UnplaceableAfter {
 					unplaceable = t.Status.Err
 				}
 			}
 		}
 	}
-	desired := desiredTasks(svc, o.UpToDate)
+	desired := DesiredTasks(svc, o.UpToDate)
 	st := svc.UpdateStatus
 	state := ""
 	ours := false
@@ -206,8 +212,8 @@ func orUnknown(s string) string {
 	return s
 }
 
-// desiredTasks is how many tasks of the current spec should run.
-func desiredTasks(svc swarm.Service, upToDate []swarm.Task) int {
+// DesiredTasks is how many tasks of the current spec should run.
+func DesiredTasks(svc swarm.Service, upToDate []swarm.Task) int {
 	if r := svc.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
 		return int(min(*r.Replicas, 1<<31)) // no Swarm runs more tasks
 	}
@@ -222,7 +228,8 @@ func desiredTasks(svc swarm.Service, upToDate []swarm.Task) int {
 	return n
 }
 
-func taskError(t swarm.Task) string {
+// TaskError is a failed task's state and error, for people.
+func TaskError(t swarm.Task) string {
 	msg := t.Status.Err
 	if msg == "" {
 		msg = t.Status.Message
@@ -282,40 +289,82 @@ func Observe(ctx context.Context, api Observer, id string) (Observation, error) 
 	return o, nil
 }
 
-// ConvergeOptions tune Converge.
-type ConvergeOptions struct {
+// Options tune Wait.
+type Options struct {
 	Deadline time.Duration
 	Poll     time.Duration // default 500ms
 	Out      io.Writer     // progress lines
-	// Blip is how long the endpoint may fail to answer before Converge
+	// Blip is how long the endpoint may fail to answer before Wait
 	// gives up (default 30s): a dropped ssh connection or a restarting
 	// manager must not turn into a restore, nor fail the restore itself.
 	Blip time.Duration
 }
 
-// ErrDeadline is wrapped by Converge's error when the deadline passed.
+// ErrDeadline is wrapped by Wait's error when the deadline passed.
 var ErrDeadline = errors.New("progress deadline exceeded")
 
-// Converge polls every watched service until all are done, one fails, the
-// deadline passes or ctx ends. The error names the service and Swarm's or
-// the task's reason. A line is printed whenever a service's progress
-// changes.
-func Converge(ctx context.Context, api Observer, watches []Watch, o ConvergeOptions) error {
+// DefaultBlip is how long an endpoint may fail to answer before a wait
+// gives up on it.
+const DefaultBlip = 30 * time.Second
+
+// Blip rides out an endpoint that stops answering for a while (a dropped
+// ssh connection, a restarting manager): errors are tolerated until they
+// have lasted Window.
+type Blip struct {
+	Window time.Duration // DefaultBlip when zero
+	since  time.Time     // start of the current run of errors
+}
+
+// Fail notes a failed call; it reports whether this is the first of a run
+// (worth saying) and whether the run has lasted too long (give up).
+func (b *Blip) Fail(now time.Time) (first, giveUp bool) {
+	if b.Window == 0 {
+		b.Window = DefaultBlip
+	}
+	if b.since.IsZero() {
+		b.since = now
+		first = true
+	}
+	return first, now.Sub(b.since) >= b.Window
+}
+
+// OK notes a call that answered.
+func (b *Blip) OK() { b.since = time.Time{} }
+
+// Wait polls every watched service until all are done, one fails, the
+// deadline passes or ctx ends. Every call to the engine is bounded by the
+// time left. The error names the service and Swarm's or the task's reason.
+// A line is printed whenever a service's progress changes.
+func Wait(ctx context.Context, api Observer, watches []Watch, o Options) error {
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	if o.Blip == 0 {
-		o.Blip = 30 * time.Second
-	}
 	start := time.Now()
-	deadline := time.NewTimer(o.Deadline)
-	defer deadline.Stop()
+	parent := ctx
+	ctx, cancel := context.WithDeadline(ctx, start.Add(o.Deadline))
+	defer cancel()
 	last := make([]Progress, len(watches))
 	done := make([]bool, len(watches))
-	var failingSince time.Time // of the endpoint's current run of errors
+	blip := Blip{Window: o.Blip}
+	deadlineErr := func() error {
+		var waiting []string
+		for i := range watches {
+			if !done[i] {
+				s := last[i].Line
+				if s == "" {
+					s = watches[i].Name + ": not observed"
+				}
+				if last[i].LastErr != "" {
+					s += "; last task error: " + last[i].LastErr
+				}
+				waiting = append(waiting, s)
+			}
+		}
+		return fmt.Errorf("%w (%s): %s", ErrDeadline, o.Deadline, strings.Join(waiting, "; "))
+	}
 	for {
 		for i, w := range watches {
 			if done[i] {
@@ -323,19 +372,22 @@ func Converge(ctx context.Context, api Observer, watches []Watch, o ConvergeOpti
 			}
 			obs, err := Observe(ctx, api, w.ID)
 			if err != nil {
+				if parent.Err() != nil {
+					return parent.Err()
+				}
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return deadlineErr()
 				}
-				if failingSince.IsZero() {
-					failingSince = time.Now()
-					fmt.Fprintf(o.Out, "  [%3.0fs] %s: cannot observe (%v); retrying for up to %s\n", time.Since(start).Seconds(), w.Name, err, o.Blip)
+				first, giveUp := blip.Fail(time.Now())
+				if first {
+					fmt.Fprintf(o.Out, "  [%3.0fs] %s: cannot observe (%v); retrying for up to %s\n", time.Since(start).Seconds(), w.Name, err, blip.Window)
 				}
-				if time.Since(failingSince) >= o.Blip {
-					return fmt.Errorf("%s: the endpoint did not answer for %s: %w", w.Name, o.Blip, err)
+				if giveUp {
+					return fmt.Errorf("%s: the endpoint did not answer for %s: %w", w.Name, blip.Window, err)
 				}
 				break // wait a poll, then ask again
 			}
-			failingSince = time.Time{}
+			blip.OK()
 			p := Evaluate(w, obs)
 			if p.Line != last[i].Line {
 				fmt.Fprintf(o.Out, "  [%3.0fs] %s\n", time.Since(start).Seconds(), p.Line)
@@ -350,20 +402,10 @@ func Converge(ctx context.Context, api Observer, watches []Watch, o ConvergeOpti
 			return nil
 		}
 		select {
+		case <-parent.Done():
+			return parent.Err()
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			var waiting []string
-			for i := range watches {
-				if !done[i] {
-					s := last[i].Line
-					if last[i].LastErr != "" {
-						s += "; last task error: " + last[i].LastErr
-					}
-					waiting = append(waiting, s)
-				}
-			}
-			return fmt.Errorf("%w (%s): %s", ErrDeadline, o.Deadline, strings.Join(waiting, "; "))
+			return deadlineErr()
 		case <-time.After(o.Poll):
 		}
 	}

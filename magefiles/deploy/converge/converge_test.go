@@ -1,4 +1,4 @@
-package deploy
+package converge
 
 import (
 	"context"
@@ -237,18 +237,44 @@ func (f *flakyObserver) TaskList(context.Context, client.TaskListOptions) (clien
 
 // An endpoint that stops answering for a moment is waited for; one that
 // stays silent longer than Blip fails the wait, naming why.
-func TestConvergeRidesOutABlip(t *testing.T) {
+func TestWaitRidesOutABlip(t *testing.T) {
 	watches := []Watch{{Name: "app", ID: "svc1", Gone: true}}
 	var out strings.Builder
-	err := Converge(t.Context(), &flakyObserver{fails: 3}, watches, ConvergeOptions{Deadline: time.Minute, Poll: time.Millisecond, Blip: time.Minute, Out: &out})
+	err := Wait(t.Context(), &flakyObserver{fails: 3}, watches, Options{Deadline: time.Minute, Poll: time.Millisecond, Blip: time.Minute, Out: &out})
 	if err != nil {
 		t.Fatalf("three failed reads within the blip: %v", err)
 	}
 	if !strings.Contains(out.String(), "cannot observe (inspect service svc1: connection reset by peer); retrying") {
 		t.Errorf("the blip is not reported:\n%s", out.String())
 	}
-	err = Converge(t.Context(), &flakyObserver{fails: 1 << 30}, watches, ConvergeOptions{Deadline: time.Minute, Poll: time.Millisecond, Blip: 20 * time.Millisecond})
+	err = Wait(t.Context(), &flakyObserver{fails: 1 << 30}, watches, Options{Deadline: time.Minute, Poll: time.Millisecond, Blip: 20 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "app: the endpoint did not answer for 20ms") {
 		t.Fatalf("an endpoint silent past the blip: %v", err)
+	}
+}
+
+// hangingObserver never answers: each call waits for its context.
+type hangingObserver struct{}
+
+func (hangingObserver) ServiceInspect(ctx context.Context, _ string, _ client.ServiceInspectOptions) (client.ServiceInspectResult, error) {
+	<-ctx.Done()
+	return client.ServiceInspectResult{}, ctx.Err()
+}
+
+func (hangingObserver) TaskList(ctx context.Context, _ client.TaskListOptions) (client.TaskListResult, error) {
+	<-ctx.Done()
+	return client.TaskListResult{}, ctx.Err()
+}
+
+// A call the endpoint never answers is cut at the deadline: the wait ends
+// there, as a missed deadline, not whenever the call returns.
+func TestWaitBoundsACallByTheTimeLeft(t *testing.T) {
+	start := time.Now()
+	err := Wait(t.Context(), hangingObserver{}, []Watch{{Name: "app", ID: "svc1"}}, Options{Deadline: 100 * time.Millisecond, Poll: time.Millisecond, Blip: time.Hour})
+	if !errors.Is(err, ErrDeadline) || !strings.Contains(err.Error(), "app: not observed") {
+		t.Fatalf("err = %v, want the deadline naming app", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a hung call held the wait %s past a 100ms deadline", took)
 	}
 }

@@ -20,13 +20,15 @@ import (
 	composetypes "github.com/docker/cli/cli/compose/types"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 )
 
 // Stack is the stack files of an environment, loaded the way docker stack
 // deploy loads them (the docker CLI's own loader), before any lookup in
 // the Swarm.
 type Stack struct {
-	Env       *Environment
+	Env       *envfile.Environment
 	Config    *composetypes.Config
 	Variables map[string]string // what the files were interpolated with
 	Warnings  []string
@@ -55,7 +57,7 @@ func (r Release) Ref() string {
 // LoadStack interpolates env's stack files with its variables and the
 // release, and loads them. getenv supplies ${NAME} in the environments
 // file's variables, nothing else: the files see only what is listed.
-func LoadStack(env *Environment, rel Release, getenv func(string) (string, bool)) (*Stack, error) {
+func LoadStack(env *envfile.Environment, rel Release, getenv func(string) (string, bool)) (*Stack, error) {
 	vars := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(env.Variables)) {
 		v, err := template.Substitute(env.Variables[k], template.Mapping(getenv))
@@ -127,16 +129,38 @@ type Desired struct {
 	Stack            string
 	Services         map[string]swarm.ServiceSpec // by service name without the stack prefix
 	Networks         map[string]client.NetworkCreateOptions
-	ExternalNetworks []string
+	ExternalNetworks []string // must exist: preflight checks
 	Configs          []swarm.ConfigSpec
+}
+
+// objectLister is what the converter asks: the IDs of secrets and configs.
+type objectLister interface {
+	SecretList(ctx context.Context, options client.SecretListOptions) (client.SecretListResult, error)
+	ConfigList(ctx context.Context, options client.ConfigListOptions) (client.ConfigListResult, error)
+}
+
+// listerClient gives the CLI's converter, which wants a whole Engine
+// client, the two calls it makes; any other would panic on the nil
+// embedded client, which would be a change in the converter worth seeing.
+type listerClient struct {
+	client.APIClient
+	objectLister
+}
+
+func (c listerClient) SecretList(ctx context.Context, o client.SecretListOptions) (client.SecretListResult, error) {
+	return c.objectLister.SecretList(ctx, o)
+}
+
+func (c listerClient) ConfigList(ctx context.Context, o client.ConfigListOptions) (client.ConfigListResult, error) {
+	return c.objectLister.ConfigList(ctx, o)
 }
 
 // Convert turns the loaded stack into service specs exactly as docker stack
 // deploy does (the CLI's convert package), with images as given: resolve
 // them before applying. api is only asked for the IDs of the secrets and
-// configs the services reference. Configs defined from files get a name with a hash
-// of their content, since Swarm configs are immutable.
-func (st *Stack) Convert(ctx context.Context, api client.APIClient) (*Desired, error) {
+// configs the services reference. Configs defined from files get a name
+// with a hash of their content, since Swarm configs are immutable.
+func (st *Stack) Convert(ctx context.Context, api objectLister) (*Desired, error) {
 	ns := convert.NewNamespace(st.Env.Stack)
 	cfg := *st.Config
 	cfg.Configs = maps.Clone(cfg.Configs)
@@ -174,7 +198,7 @@ func (st *Stack) Convert(ctx context.Context, api client.APIClient) (*Desired, e
 			networks[name] = n
 		}
 	}
-	services, err := convert.Services(ctx, ns, &cfg, api)
+	services, err := convert.Services(ctx, ns, &cfg, listerClient{objectLister: api})
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,13 @@
-package deploy
+// Package envfile reads deploy/environments.yml: where each environment's
+// stack runs and how a change to it is made. It checks the whole file and
+// names the file, environment and key of every problem, so a typo never
+// becomes a silent default.
+package envfile
 
 import (
 	"bytes"
-	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,16 +21,14 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
-	composetypes "github.com/docker/cli/cli/compose/types"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/fractionate/service-template/magefiles/stack"
 )
 
-// EnvironmentsFile is where the environments are described, relative to the
+// DefaultPath is where the environments are described, relative to the
 // repository root. It is not part of the image's build context, so changing
-// a deploy setting never changes the image.
-const EnvironmentsFile = "deploy/environments.yml"
+// a deploy setting never changes the image. DEPLOY_ENVIRONMENTS_FILE names
+// another file.
+const DefaultPath = "deploy/environments.yml"
 
 // Environment is one place the stack is deployed to.
 type Environment struct {
@@ -39,6 +42,11 @@ type Environment struct {
 	// for the environment being deployed.
 	Endpoint string `yaml:"endpoint"`
 	Context  string `yaml:"context"`
+	// InsecureTCP lets a tcp:// endpoint that is not on loopback go without
+	// TLS. Everything the deploy sends, secret values included, then
+	// crosses the network in clear: only for a network you trust, and
+	// never for a protected environment.
+	InsecureTCP bool `yaml:"insecure_tcp"`
 
 	Stack string   `yaml:"stack"` // the stack name; services are <stack>_<service>
 	Image string   `yaml:"image"` // the app's image repository, without tag
@@ -116,6 +124,28 @@ const (
 	DefaultNotifyTimeout = 5 * time.Second
 )
 
+// MaxHold is the longest a change to e can hold its lock while still
+// working: the pending-migrations job (at most 2m), then up to four waits
+// of a deadline each (the dependencies, the migration job, the release's
+// services, and a restore), the smoke check (its timeout and one last
+// round of up to a minute) and the bookkeeping around them. Every call to
+// the engine is bounded by the time left, so a lock older than this was
+// left by a change that is gone.
+func (e *Environment) MaxHold() time.Duration {
+	hold := 2*time.Minute + 4*e.Deadline + 2*time.Minute
+	if e.Smoke != nil {
+		hold += e.Smoke.Timeout + time.Minute
+	}
+	return hold
+}
+
+// File is the environments file as read.
+type File struct {
+	Path   string // as given
+	SHA256 string // of its bytes: a record names the file it was made with
+	Environments
+}
+
 // Environments are the sections of the environments file by name.
 type Environments map[string]*Environment
 
@@ -130,16 +160,20 @@ func (es Environments) Get(name string) (*Environment, error) {
 // Names lists the environments, sorted.
 func (es Environments) Names() []string { return slices.Sorted(maps.Keys(es)) }
 
-// LoadEnvironments reads and checks the environments file. Relative stack
-// files are relative to root, the repository root. Every problem is
-// reported, each naming the file, the environment and the key.
-func LoadEnvironments(path, root string) (Environments, error) {
-	f, err := os.Open(path)
+// Load reads and checks the environments file. Relative stack files are
+// relative to root, the repository root. Every problem is reported, each
+// naming the file, the environment and the key.
+func Load(path, root string) (*File, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("environments file: %w", err)
 	}
-	defer f.Close()
-	return parseEnvironments(f, path, root)
+	envs, err := Parse(bytes.NewReader(data), path, root)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	return &File{Path: path, SHA256: hex.EncodeToString(sum[:]), Environments: envs}, nil
 }
 
 var (
@@ -151,7 +185,8 @@ var (
 	appEnvs = []string{"development", "test", "staging", "production"}
 )
 
-func parseEnvironments(r io.Reader, path, root string) (Environments, error) {
+// Parse reads an environments file from r; path names it in errors.
+func Parse(r io.Reader, path, root string) (Environments, error) {
 	var doc struct {
 		Environments map[string]*Environment `yaml:"environments"`
 	}
@@ -193,8 +228,11 @@ func parseEnvironments(r io.Reader, path, root string) (Environments, error) {
 		if e.Endpoint != "" && e.Context != "" {
 			fail(name, "context: set endpoint or context, not both")
 		}
-		if err := checkEndpoint(e.Endpoint); err != nil {
+		if err := CheckEndpoint(e.Endpoint); err != nil {
 			fail(name, "endpoint: %v", err)
+		}
+		if e.InsecureTCP && e.Protected {
+			fail(name, "insecure_tcp: a protected environment's endpoint always uses TLS")
 		}
 		if ref, err := reference.ParseNormalizedNamed(e.Image); err != nil || !reference.IsNameOnly(ref) {
 			fail(name, "image: %q: want a repository without tag or digest, like ghcr.io/owner/repo", e.Image)
@@ -275,7 +313,8 @@ func parseEnvironments(r io.Reader, path, root string) (Environments, error) {
 	return doc.Environments, nil
 }
 
-func checkEndpoint(ep string) error {
+// CheckEndpoint checks the form of an endpoint: unix://, tcp:// or ssh://.
+func CheckEndpoint(ep string) error {
 	if ep == "" {
 		return nil
 	}
@@ -286,39 +325,13 @@ func checkEndpoint(ep string) error {
 	return nil
 }
 
-// Lint checks the environments file under root as a deploy would read
-// it: every environment's stack files load with the docker CLI's loader
-// (with a stand-in release), and a protected environment's keep the
-// production rules. Variables that read the deployer's environment get
-// their defaults.
-func Lint(ctx context.Context, root string) error {
-	envs, err := LoadEnvironments(filepath.Join(root, EnvironmentsFile), root)
-	if err != nil {
-		return err
+// URLs are the readiness and version URLs a smoke check asks.
+func (s *Smoke) URLs() (ready, version string) {
+	base := strings.TrimSuffix(s.URL, "/") + "/"
+	if s.Service != "" {
+		base = fmt.Sprintf("http://tasks.%s:%d%s", s.Service, s.Port, strings.TrimSuffix(s.Path, "/")+"/")
 	}
-	var errs []error
-	for _, name := range envs.Names() {
-		env := envs[name]
-		rel := Release{Repository: env.Image, Tag: "v0.0.0"}
-		st, err := LoadStack(env, rel, func(string) (string, bool) { return "", false })
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: environment %s: %w", EnvironmentsFile, name, err))
-			continue
-		}
-		if sm := env.Smoke; sm != nil && sm.Service != "" && !slices.ContainsFunc(st.Config.Services, func(s composetypes.ServiceConfig) bool { return s.Name == sm.Service }) {
-			errs = append(errs, fmt.Errorf("%s: environments.%s.smoke.service: the stack files have no service %q", EnvironmentsFile, name, sm.Service))
-		}
-		if env.Protected {
-			p, err := stack.Load(ctx, env.Stack, st.Variables, env.Files...)
-			if err == nil {
-				err = stack.CheckProduction(p, env.Image)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: environment %s: the production rules:\n%w", EnvironmentsFile, name, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return base + "ready", base + "version"
 }
 
 // check validates a smoke section and fills in its defaults; each problem

@@ -1,6 +1,8 @@
-package deploy
+package envfile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +60,9 @@ environments:
 			want: []string{"environments.production.deadline", "too short"}},
 		{name: "protected without promote_from", yaml: strings.Replace(good, "    promote_from: staging\n", "", 1),
 			want: []string{"environments.production.promote_from"}},
+		{name: "plain tcp where it is allowed", yaml: strings.Replace(good, "endpoint: ssh://deploy@staging.example.com", "endpoint: tcp://10.0.0.2:2375\n    insecure_tcp: true", 1)},
+		{name: "plain tcp to production", yaml: good + "    insecure_tcp: true\n",
+			want: []string{"environments.production.insecure_tcp", "always uses TLS"}},
 		{name: "promote_from itself", yaml: strings.Replace(good, "promote_from: staging", "promote_from: production", 1),
 			want: []string{"environments.production.promote_from", `"production" is not another environment`}},
 		{name: "variables the deploy sets", yaml: good + "    variables:\n      IMAGE_TAG: v1\n",
@@ -101,7 +106,7 @@ environments:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			envs, err := parseEnvironments(strings.NewReader(tt.yaml), "envs.yml", root)
+			envs, err := Parse(strings.NewReader(tt.yaml), "envs.yml", root)
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatal(err)
@@ -122,7 +127,7 @@ environments:
 		})
 	}
 
-	envs, err := parseEnvironments(strings.NewReader(good), "envs.yml", root)
+	envs, err := Parse(strings.NewReader(good), "envs.yml", root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +141,7 @@ environments:
 	if p := envs["production"]; p.Deadline != 15*time.Minute || p.History != 40 || !p.Protected {
 		t.Errorf("production: %+v", p)
 	}
-	withSmoke, err := parseEnvironments(strings.NewReader(good+"    smoke: {service: app}\n    notify: {url_env: HOOK}\n"), "envs.yml", root)
+	withSmoke, err := Parse(strings.NewReader(good+"    smoke: {service: app}\n    notify: {url_env: HOOK}\n"), "envs.yml", root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +155,7 @@ environments:
 
 // The committed file loads: mage lint checks it the same way.
 func TestCommittedEnvironments(t *testing.T) {
-	envs, err := LoadEnvironments("../../"+EnvironmentsFile, "../..")
+	envs, err := Load("../../../"+DefaultPath, "../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,58 +164,53 @@ func TestCommittedEnvironments(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if !envs["production"].Protected {
+	if !envs.Environments["production"].Protected {
 		t.Error("production is not protected")
 	}
 }
 
-func TestLintCommittedEnvironments(t *testing.T) {
-	if err := Lint(t.Context(), "../.."); err != nil {
-		t.Fatal(err)
+// A change may hold the lock through four waits of a deadline, the
+// migration status job and the smoke check: deploy:unlock must not call a
+// lock that old abandoned.
+func TestMaxHold(t *testing.T) {
+	e := &Environment{Deadline: 5 * time.Minute}
+	if got, want := e.MaxHold(), 24*time.Minute; got != want {
+		t.Errorf("without smoke: %s, want %s", got, want)
+	}
+	e.Smoke = &Smoke{Timeout: 30 * time.Second}
+	if got, want := e.MaxHold(), 25*time.Minute+30*time.Second; got != want {
+		t.Errorf("with smoke: %s, want %s", got, want)
 	}
 }
 
-// A protected environment whose files break the production rules fails
-// lint, naming the environment and the key.
-func TestLintRefusesAProtectedEnvironmentBreakingTheRules(t *testing.T) {
-	root := t.TempDir()
-	prod, err := os.ReadFile("../../docker-compose.prod.yml")
+func TestLoadRecordsTheFile(t *testing.T) {
+	f, err := Load("../../../"+DefaultPath, "../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
+	data, err := os.ReadFile("../../../" + DefaultPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if f.SHA256 != hex.EncodeToString(sum[:]) || f.Path != "../../../"+DefaultPath {
+		t.Errorf("File{Path: %q, SHA256: %q}", f.Path, f.SHA256)
+	}
+}
+
+func TestSmokeURLs(t *testing.T) {
+	tests := []struct {
+		smoke          Smoke
+		ready, version string
+	}{
+		{Smoke{URL: "https://svc.example.com"}, "https://svc.example.com/ready", "https://svc.example.com/version"},
+		{Smoke{URL: "https://svc.example.com/api/"}, "https://svc.example.com/api/ready", "https://svc.example.com/api/version"},
+		{Smoke{Service: "app", Port: 8080, Path: "/"}, "http://tasks.app:8080/ready", "http://tasks.app:8080/version"},
+		{Smoke{Service: "web", Port: 9000, Path: "/api"}, "http://tasks.web:9000/api/ready", "http://tasks.web:9000/api/version"},
+	}
+	for _, tt := range tests {
+		if r, v := tt.smoke.URLs(); r != tt.ready || v != tt.version {
+			t.Errorf("%+v: %s %s, want %s %s", tt.smoke, r, v, tt.ready, tt.version)
 		}
-	}
-	must(os.MkdirAll(filepath.Join(root, "deploy"), 0o755))
-	must(os.WriteFile(filepath.Join(root, "docker-compose.prod.yml"), prod, 0o644))
-	must(os.WriteFile(filepath.Join(root, "dnsrr.yml"), []byte("version: \"3.9\"\nservices:\n  postgres:\n    deploy:\n      endpoint_mode: dnsrr\n"), 0o644))
-	must(os.WriteFile(filepath.Join(root, EnvironmentsFile), []byte(`environments:
-  staging:
-    stack: s
-    image: ghcr.io/acme/svc
-    files: [docker-compose.prod.yml, dnsrr.yml]
-    app_env: staging
-  production:
-    stack: p
-    image: ghcr.io/acme/svc
-    files: [docker-compose.prod.yml, dnsrr.yml]
-    app_env: production
-    protected: true
-    promote_from: staging
-`), 0o644))
-	err = Lint(t.Context(), root)
-	if err == nil {
-		t.Fatal("lint passed a protected environment with endpoint_mode: dnsrr")
-	}
-	for _, want := range []string{"environment production", "services.postgres.deploy.endpoint_mode"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not say %q", err, want)
-		}
-	}
-	if strings.Contains(err.Error(), "environment staging") {
-		t.Errorf("an unprotected environment was held to the production rules: %v", err)
 	}
 }
