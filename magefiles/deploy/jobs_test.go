@@ -174,10 +174,10 @@ func TestRemoveLeftoverJobs(t *testing.T) {
 	job := func(stack, purpose string) map[string]string {
 		return map[string]string{ledger.LabelKind: "job", ledger.LabelStack: stack, labelPurpose: purpose}
 	}
-	api.AddService(spec("svc_migrate", map[string]string{StackLabel: "svc"}))   // the stack's own service called migrate
-	api.AddService(spec("svc_migrate-abc123", job("svc", "migrate")))           // left by a killed run
+	api.AddService(spec("svc_migrate", map[string]string{StackLabel: "svc"}))       // the stack's own service called migrate
+	api.AddService(spec("svc_migrate-abc123", job("svc", "migrate")))               // left by a killed run
 	api.AddService(spec("svc_migrate-status-def456", job("svc", "migrate-status"))) // a dry run's, running now
-	api.AddService(spec("other_migrate-ghi789", job("other", "migrate")))       // another stack's
+	api.AddService(spec("other_migrate-ghi789", job("other", "migrate")))           // another stack's
 	var out bytes.Buffer
 	removeLeftoverJobs(t.Context(), api, "svc", "migrate", &out)
 	want := []string{"other_migrate-ghi789", "svc_migrate", "svc_migrate-status-def456"}

@@ -92,4 +92,3 @@ func TestCheckNodes(t *testing.T) {
 		})
 	}
 }
-

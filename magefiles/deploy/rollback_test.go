@@ -31,7 +31,11 @@ func TestPickRollback(t *testing.T) {
 		err     string // substring
 	}{
 		{name: "previous release, skipping failures and the same release", records: history, want: 2},
-		{name: "two rollbacks toggle", records: append([]ledger.Record{func() ledger.Record { r := rec(7, ledger.Succeeded, "v2", "bbbbbbbb"); r.Action = ledger.Rollback; return r }()}, history...), want: 5},
+		{name: "two rollbacks toggle", records: append([]ledger.Record{func() ledger.Record {
+			r := rec(7, ledger.Succeeded, "v2", "bbbbbbbb")
+			r.Action = ledger.Rollback
+			return r
+		}()}, history...), want: 5},
 		{name: "after a change left broken, the last release that served", records: append([]ledger.Record{rec(7, ledger.Failed, "v5", "eeeeeeee")}, history...), want: 5},
 		{name: "by #N", records: history, to: "#1", want: 1},
 		{name: "#N that failed", records: history, to: "#3", err: "#3 failed: only a successful release"},
@@ -66,4 +70,3 @@ func TestPickRollback(t *testing.T) {
 		})
 	}
 }
-

@@ -109,7 +109,6 @@ func TestSSHKeyFile(t *testing.T) {
 	}
 }
 
-
 // DOCKER_TLS_VERIFY and DOCKER_CERT_PATH give a tcp:// endpoint its TLS, as
 // they do to the docker CLI.
 func TestDockerCertPath(t *testing.T) {

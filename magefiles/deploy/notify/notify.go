@@ -44,7 +44,7 @@ type Event struct {
 	Who         string    `json:"who"`
 	Started     time.Time `json:"started"`
 	Duration    float64   `json:"duration_seconds"`
-	Result      string    `json:"result,omitempty"` // as recorded: succeeded, rolled back, failed, not applied
+	Result      string    `json:"result,omitempty"`   // as recorded: succeeded, rolled back, failed, not applied
 	Reason      string    `json:"reason,omitempty"`   // Swarm's or the task's, when it failed
 	Override    string    `json:"override,omitempty"` // why preflight's protected checks were skipped
 }

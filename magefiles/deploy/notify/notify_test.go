@@ -130,7 +130,6 @@ func TestNotifierFailures(t *testing.T) {
 	n.Close()
 }
 
-
 // A webhook that redirects is not followed: the URL, a secret, would go to
 // the next hop as a Referer.
 func TestNotifierDoesNotFollowRedirects(t *testing.T) {
