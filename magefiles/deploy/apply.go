@@ -16,8 +16,8 @@ import (
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
-// AuthFunc returns the X-Registry-Auth value the engine pulls image with.
-type AuthFunc func(ctx context.Context, image string) (string, error)
+// authFunc returns the X-Registry-Auth value the engine pulls image with.
+type authFunc func(ctx context.Context, image string) (string, error)
 
 // ownerLabel marks a service with the change that created it: a restore
 // removes a service only when it proves to be that change's. The plan's
@@ -33,8 +33,8 @@ type Applied struct {
 	Watches  []converge.Watch
 }
 
-// NewApplied starts an empty record of a change's changes.
-func NewApplied(changeID string) *Applied {
+// newApplied starts an empty record of a change's changes.
+func newApplied(changeID string) *Applied {
 	return &Applied{ChangeID: changeID, Kept: map[string]*swarm.ServiceSpec{}, IDs: map[string]string{}}
 }
 
@@ -186,7 +186,7 @@ type serviceCreator interface {
 	ServiceCreate(ctx context.Context, options client.ServiceCreateOptions) (client.ServiceCreateResult, error)
 }
 
-func createService(ctx context.Context, api serviceCreator, spec swarm.ServiceSpec, auth AuthFunc) (client.ServiceCreateResult, error) {
+func createService(ctx context.Context, api serviceCreator, spec swarm.ServiceSpec, auth authFunc) (client.ServiceCreateResult, error) {
 	a, err := auth(ctx, spec.TaskTemplate.ContainerSpec.Image)
 	if err != nil {
 		return client.ServiceCreateResult{}, err
@@ -198,7 +198,7 @@ type serviceUpdater interface {
 	ServiceUpdate(ctx context.Context, serviceID string, options client.ServiceUpdateOptions) (client.ServiceUpdateResult, error)
 }
 
-func updateService(ctx context.Context, api serviceUpdater, id string, version swarm.Version, spec swarm.ServiceSpec, auth AuthFunc) error {
+func updateService(ctx context.Context, api serviceUpdater, id string, version swarm.Version, spec swarm.ServiceSpec, auth authFunc) error {
 	a, err := auth(ctx, spec.TaskTemplate.ContainerSpec.Image)
 	if err != nil {
 		return err

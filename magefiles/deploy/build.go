@@ -14,10 +14,10 @@ import (
 	"github.com/fractionate/service-template/magefiles/runner"
 )
 
-// DefaultTag is the tag HEAD's image has under the tag scheme: its release
+// defaultTag is the tag HEAD's image has under the tag scheme: its release
 // tag when HEAD carries one (what a protected environment runs), else the
 // commit's own tag (abc1234, or abc1234-dirty).
-func DefaultTag(ctx context.Context, s Setup) (string, error) {
+func defaultTag(ctx context.Context, s Setup) (string, error) {
 	facts, tags, _, err := dockerimage.Tags(ctx, s.Root, s.Getenv)
 	if err != nil {
 		return "", err
@@ -35,10 +35,10 @@ func DefaultTag(ctx context.Context, s Setup) (string, error) {
 	return tags[0], nil
 }
 
-// BuildAndPush builds HEAD's image into env's repository and pushes it:
+// buildAndPush builds HEAD's image into env's repository and pushes it:
 // what deploy:to does for an environment with a local registry. It
 // returns the commit's tag.
-func BuildAndPush(ctx context.Context, s Setup, env *envfile.Environment, r runner.Runner) (string, error) {
+func buildAndPush(ctx context.Context, s Setup, env *envfile.Environment, r runner.Runner) (string, error) {
 	named, err := reference.ParseNormalizedNamed(env.Image)
 	if err != nil {
 		return "", err

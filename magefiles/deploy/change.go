@@ -81,7 +81,7 @@ func (s *Session) Run(ctx context.Context, c Change) error {
 	}
 	unlock := s.lockForPreflight(ctx, c, cs)
 	defer unlock()
-	live, err := ReadLive(ctx, s.API, s.Env.Stack)
+	live, err := readLive(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		cs.Add("stack", "", err)
 		cs.Print(s.Out)
@@ -98,7 +98,7 @@ func (s *Session) Run(ctx context.Context, c Change) error {
 	}
 
 	// 2. Plan.
-	plan := MakePlan(s.Env.Name, target.Release, target.Desired, live)
+	plan := makePlan(s.Env.Name, target.Release, target.Desired, live)
 	if c.Action == ledger.Deploy {
 		// Rollbacks, scales and rotations never migrate: only a deploy asks.
 		plan.Migrations = s.askMigrations(ctx, plan)
@@ -127,7 +127,7 @@ func (s *Session) Run(ctx context.Context, c Change) error {
 
 	// 3-4. Apply, converge, smoke.
 	fmt.Fprintln(s.Out, "Applying:")
-	applied := NewApplied(fmt.Sprintf("%d.%s", rec.Seq, strings.ToLower(rand.Text()[:6])))
+	applied := newApplied(fmt.Sprintf("%d.%s", rec.Seq, strings.ToLower(rand.Text()[:6])))
 	applyErr, panicked := s.applySafely(ctx, plan, live, applied, c.Action == ledger.Deploy, s.expectedVersion(ctx, target.Desired, rec.Version), &rec)
 
 	// 5. Restore what a failure (or Ctrl-C, or a panic) left half-done.

@@ -267,7 +267,7 @@ func TestServed(t *testing.T) {
 		{"a later scale to 0 does not undo an earlier serve", []ledger.Record{rec(2, ledger.Succeeded, digestV2, &zero, ledger.SmokeSkipped), rec(1, ledger.Succeeded, digestV2, &one, ledger.SmokePassed)}, true, 1},
 	}
 	for _, tt := range tests {
-		r, ok := Served(tt.records, digestV2, tt.smoke)
+		r, ok := served(tt.records, digestV2, tt.smoke)
 		got := 0
 		if ok {
 			got = r.Seq

@@ -15,7 +15,7 @@ import (
 // environment's image: what a job against its database copies (network,
 // secrets, environment), from the image it runs now.
 func (s *Session) appService(ctx context.Context) (string, swarm.ServiceSpec, error) {
-	live, err := ReadLive(ctx, s.API, s.Env.Stack)
+	live, err := readLive(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return "", swarm.ServiceSpec{}, err
 	}

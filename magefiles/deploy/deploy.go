@@ -73,12 +73,12 @@ func (s *Session) Deploy(ctx context.Context, o DeployOptions) error {
 			cs.NotRun("secrets", "needs the checks above")
 			return nil
 		}
-		st, err := LoadStack(s.Env, rel, s.Lookup)
+		st, err := loadStack(s.Env, rel, s.Lookup)
 		if err != nil {
 			cs.Add("stack", "", err)
 			return nil
 		}
-		if !st.bindSecrets(VersionsOf(s.Env.Stack, slices.Collect(maps.Values(live.Secrets))), live, cs) {
+		if !st.bindSecrets(versionsOf(s.Env.Stack, slices.Collect(maps.Values(live.Secrets))), live, cs) {
 			return nil
 		}
 		desired, err := st.Convert(ctx, s.API)
@@ -132,7 +132,7 @@ func (s *Session) resolveRelease(ctx context.Context, rel *Release, from string,
 	digest, err := s.Registry.Digest(ctx, ref)
 	if err != nil {
 		hint := ""
-		if errors.Is(err, ErrNotInRegistry) {
+		if errors.Is(err, errNotInRegistry) {
 			switch {
 			case s.Env.Protected:
 				hint = "; a protected environment runs a release CI built and pushed: check the version"
@@ -232,17 +232,17 @@ func (s *Session) checkPromoted(ctx context.Context, rel Release, cs *Checks) {
 		cs.Add("promoted", "", fmt.Errorf("%s: %w", src.Name, err))
 		return
 	}
-	if r, ok := Served(records, rel.Digest, src.Smoke != nil); ok {
+	if r, ok := served(records, rel.Digest, src.Smoke != nil); ok {
 		cs.Add("promoted", fmt.Sprintf("served on %s in change #%d (%s)", src.Name, r.Seq, r.Started.Local().Format(time.DateTime)), nil)
 		return
 	}
 	cs.Add("promoted", "", fmt.Errorf("%s never served on %s (a change that converged with it running, replicas above 0, and its smoke check passed): deploy it there first; the same digest is promoted, never rebuilt", shortDigest(rel.Digest), src.Name))
 }
 
-// Served finds the newest record showing digest served: a change that
+// served finds the newest record showing digest served: a change that
 // converged with a service running it at more than 0 replicas and, where
 // the environment has a smoke check, that check passed.
-func Served(records []ledger.Record, digest string, smoke bool) (ledger.Record, bool) {
+func served(records []ledger.Record, digest string, smoke bool) (ledger.Record, bool) {
 	for _, r := range records {
 		if r.Result != ledger.Succeeded || (smoke && r.Smoke != ledger.SmokePassed) {
 			continue
@@ -262,7 +262,7 @@ func Served(records []ledger.Record, digest string, smoke bool) (ledger.Record, 
 // checkStackFiles loads the stack files, with a stand-in release, and
 // holds a protected environment's to the production rules.
 func (s *Session) checkStackFiles(cs *Checks) {
-	st, err := LoadStack(s.Env, Release{Repository: s.Env.Image, Tag: "v0.0.0"}, s.Lookup)
+	st, err := loadStack(s.Env, Release{Repository: s.Env.Image, Tag: "v0.0.0"}, s.Lookup)
 	if err != nil {
 		cs.Add("stack", "", err)
 		return
@@ -288,7 +288,7 @@ func (s *Session) checkStackFiles(cs *Checks) {
 // checkImages checks that every image other than the release resolves in
 // its registry.
 func (s *Session) checkImages(ctx context.Context, rel Release, cs *Checks) {
-	st, err := LoadStack(s.Env, rel, s.Lookup)
+	st, err := loadStack(s.Env, rel, s.Lookup)
 	if err != nil {
 		cs.NotRun("images", "needs the stack files")
 		return

@@ -71,7 +71,7 @@ func Init(ctx context.Context, api initAPI, env *envfile.Environment, o InitOpti
 		if o.DryRun {
 			fmt.Fprintln(out, "Swarm: would make this engine a single-node Swarm (advertised on 127.0.0.1)")
 			if env.Registry != nil && !registryAnswers(ctx, env.Registry.Port) {
-				fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", cmpOr(o.RegistryImage, DefaultRegistryImage), RegistryContainer(env), env.Registry.Port)
+				fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", cmpOr(o.RegistryImage, DefaultRegistryImage), registryContainer(env), env.Registry.Port)
 			}
 			order, err := envfile.InitOrder(env.InitSecrets)
 			if err != nil {
@@ -109,8 +109,8 @@ func Init(ctx context.Context, api initAPI, env *envfile.Environment, o InitOpti
 	return nil
 }
 
-// RegistryContainer names the container of an environment's registry.
-func RegistryContainer(env *envfile.Environment) string { return env.Stack + "-registry" }
+// registryContainer names the container of an environment's registry.
+func registryContainer(env *envfile.Environment) string { return env.Stack + "-registry" }
 
 func registryAnswers(ctx context.Context, port int) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -134,10 +134,10 @@ func ensureRegistry(ctx context.Context, api initAPI, env *envfile.Environment, 
 		return nil
 	}
 	if dryRun {
-		fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", image, RegistryContainer(env), port)
+		fmt.Fprintf(out, "Registry: would start %s as container %s on 127.0.0.1:%d\n", image, registryContainer(env), port)
 		return nil
 	}
-	name := RegistryContainer(env)
+	name := registryContainer(env)
 	if _, err := api.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
 		fmt.Fprintf(out, "Registry: starting container %s\n", name)
 		if _, err := api.ContainerStart(ctx, name, client.ContainerStartOptions{}); err != nil {

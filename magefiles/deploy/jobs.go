@@ -30,7 +30,7 @@ type JobOptions struct {
 	// Warn takes a warning that the job may be left behind; Out when nil,
 	// standard error when both are.
 	Warn io.Writer
-	Auth AuthFunc
+	Auth authFunc
 	Poll time.Duration
 	Blip time.Duration // how long the endpoint may fail to answer; converge.DefaultBlip when zero
 
@@ -56,10 +56,10 @@ type jobAPI interface {
 // runJob runs a job on the environment's stack.
 func (s *Session) runJob(ctx context.Context, base swarm.ServiceSpec, o JobOptions) (string, error) {
 	o.Stack, o.Auth, o.Poll = s.Env.Stack, s.Auth, s.Poll
-	return RunJob(ctx, s.bg(), s.API, base, o)
+	return runJobOn(ctx, s.bg(), s.API, base, o)
 }
 
-// RunJob runs base's image once as a Swarm replicated-job with base's
+// runJobOn runs base's image once as a Swarm replicated-job with base's
 // networks, secrets, environment and placement, and args as its command,
 // under a name of its own (<stack>_<purpose>-<random>). It watches the
 // task itself, with a deadline (docker service create --detach=false hangs
@@ -67,7 +67,7 @@ func (s *Session) runJob(ctx context.Context, base swarm.ServiceSpec, o JobOptio
 // stops answering for a while; returns (and prints) the task's output, and
 // removes the job whatever happened, even after the caller's context ended
 // or a create that seemed to fail; when it cannot, it says so.
-func RunJob(ctx, cleanup context.Context, api jobAPI, base swarm.ServiceSpec, o JobOptions) (string, error) {
+func runJobOn(ctx, cleanup context.Context, api jobAPI, base swarm.ServiceSpec, o JobOptions) (string, error) {
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
 	}

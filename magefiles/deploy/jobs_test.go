@@ -43,7 +43,7 @@ func TestRunJob(t *testing.T) {
 			var job swarm.ServiceSpec
 			api.OnChange = func(s *swarm.Service, _ []*swarm.Task) { job = s.Spec }
 			var shown bytes.Buffer
-			out, err := RunJob(t.Context(), t.Context(), api, base, JobOptions{
+			out, err := runJobOn(t.Context(), t.Context(), api, base, JobOptions{
 				Purpose: "migrate", Stack: "svc", Args: []string{"migrate", "status"}, Deadline: time.Second, Out: &shown, Poll: time.Millisecond, Auth: noAuth,
 			})
 			if (err != nil) != tt.wantErr || out != "pending  00003_x.sql\n" || shown.String() != "  | pending  00003_x.sql\n" {
@@ -110,7 +110,7 @@ func TestRunJobLeavesNoJobUnsaid(t *testing.T) {
 				api.Err = map[string]error{"ServiceRemove": tt.removeErr}
 			}
 			var out bytes.Buffer
-			_, err := RunJob(ctx, t.Context(), api, base, JobOptions{Purpose: "migrate", Stack: "svc", Deadline: time.Second, Out: &out, Poll: time.Millisecond, Auth: noAuth})
+			_, err := runJobOn(ctx, t.Context(), api, base, JobOptions{Purpose: "migrate", Stack: "svc", Deadline: time.Second, Out: &out, Poll: time.Millisecond, Auth: noAuth})
 			if (err != nil) != (tt.createErr != nil) {
 				t.Fatalf("RunJob: %v", err)
 			}
@@ -149,7 +149,7 @@ func TestRunJobRidesOutABlip(t *testing.T) {
 				return nil
 			}
 			var out bytes.Buffer
-			_, err := RunJob(t.Context(), t.Context(), api, base, JobOptions{Purpose: "migrate", Stack: "svc", Deadline: time.Minute, Out: &out, Poll: time.Millisecond, Blip: tt.blip, Auth: noAuth})
+			_, err := runJobOn(t.Context(), t.Context(), api, base, JobOptions{Purpose: "migrate", Stack: "svc", Deadline: time.Minute, Out: &out, Poll: time.Millisecond, Blip: tt.blip, Auth: noAuth})
 			if tt.err == "" && err != nil {
 				t.Fatalf("RunJob: %v\n%s", err, out.String())
 			}

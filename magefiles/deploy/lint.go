@@ -27,7 +27,7 @@ func Lint(ctx context.Context, root string) error {
 	for _, name := range file.Names() {
 		env := file.Environments[name]
 		rel := Release{Repository: env.Image, Tag: "v0.0.0"}
-		st, err := LoadStack(env, rel, func(string) (string, bool) { return "", false })
+		st, err := loadStack(env, rel, func(string) (string, bool) { return "", false })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: environment %s: %w", envfile.DefaultPath, name, err))
 			continue
@@ -36,7 +36,7 @@ func Lint(ctx context.Context, root string) error {
 			errs = append(errs, fmt.Errorf("%s: environments.%s.smoke.service: the stack files have no service %q", envfile.DefaultPath, name, sm.Service))
 		}
 		for _, s := range st.Config.Services {
-			if p := NameProblem("service", env.Stack+"_"+s.Name); p != "" {
+			if p := nameProblem("service", env.Stack+"_"+s.Name); p != "" {
 				errs = append(errs, fmt.Errorf("%s: environment %s: %s", envfile.DefaultPath, name, p))
 			}
 		}
@@ -44,7 +44,7 @@ func Lint(ctx context.Context, root string) error {
 			if sc.External.External && sc.Name == logical {
 				// The first version's name; later ones are longer by a digit
 				// now and then: secrets:set checks each.
-				if p := NameProblem("secret", SecretName(env.Stack, logical, 1)); p != "" {
+				if p := nameProblem("secret", secretName(env.Stack, logical, 1)); p != "" {
 					errs = append(errs, fmt.Errorf("%s: environment %s: %s", envfile.DefaultPath, name, p))
 				}
 			}

@@ -35,9 +35,9 @@ type liveAPI interface {
 	ConfigList(ctx context.Context, options client.ConfigListOptions) (client.ConfigListResult, error)
 }
 
-// ReadLive reads the stack's services and the networks, secrets and
+// readLive reads the stack's services and the networks, secrets and
 // configs its specs may refer to.
-func ReadLive(ctx context.Context, api liveAPI, stack string) (*Live, error) {
+func readLive(ctx context.Context, api liveAPI, stack string) (*Live, error) {
 	l := &Live{Services: map[string]swarm.Service{}, NetworkNames: map[string]string{}, Networks: map[string]bool{}, Secrets: map[string]swarm.Secret{}, Configs: map[string]bool{}}
 	ss, err := api.ServiceList(ctx, client.ServiceListOptions{Filters: client.Filters{}.Add("label", StackLabel+"="+stack)})
 	if err != nil {
@@ -82,7 +82,7 @@ func (l *Live) Spec(name string) swarm.ServiceSpec {
 // Swarm's defaults, network names for IDs, and without the label that says
 // which change created the service.
 func normalize(spec swarm.ServiceSpec, networkNames map[string]string) swarm.ServiceSpec {
-	spec = WithDefaults(spec)
+	spec = withDefaults(spec)
 	if _, ok := spec.Labels[ownerLabel]; ok {
 		spec.Labels = maps.Clone(spec.Labels)
 		delete(spec.Labels, ownerLabel)
@@ -107,9 +107,9 @@ var (
 	defaultUpdate = swarm.UpdateConfig{Parallelism: 1, FailureAction: swarm.UpdateFailureActionPause, Monitor: 5 * time.Second, Order: swarm.UpdateOrderStopFirst}
 )
 
-// WithDefaults returns spec with Swarm's defaults filled in where it
+// withDefaults returns spec with Swarm's defaults filled in where it
 // leaves a setting out.
-func WithDefaults(spec swarm.ServiceSpec) swarm.ServiceSpec {
+func withDefaults(spec swarm.ServiceSpec) swarm.ServiceSpec {
 	if spec.TaskTemplate.Runtime == "" && spec.TaskTemplate.ContainerSpec != nil {
 		spec.TaskTemplate.Runtime = swarm.RuntimeContainer
 	}

@@ -29,9 +29,9 @@ type Migrations struct {
 // statusLine is one line of `app migrate status`: "pending  00003_x.sql".
 var statusLine = regexp.MustCompile(`^(applied|pending)\s+(\S+\.sql)\s*$`)
 
-// ParseMigrateStatus reads `app migrate status` output; lines that are not
+// parseMigrateStatus reads `app migrate status` output; lines that are not
 // status lines (logs) are skipped.
-func ParseMigrateStatus(out string) (applied, pending []string) {
+func parseMigrateStatus(out string) (applied, pending []string) {
 	for _, line := range strings.Split(out, "\n") {
 		m := statusLine.FindStringSubmatch(strings.TrimSpace(line))
 		switch {
@@ -73,7 +73,7 @@ func (s *Session) askMigrations(ctx context.Context, plan *Plan) *Migrations {
 		return m
 	}
 	m.Asked = true
-	m.Applied, m.Pending = ParseMigrateStatus(out)
+	m.Applied, m.Pending = parseMigrateStatus(out)
 	if len(m.Applied)+len(m.Pending) == 0 {
 		m.Asked, m.Note = false, "the status job listed no migration"+lastLine(out)
 	}

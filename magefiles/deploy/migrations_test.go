@@ -17,7 +17,7 @@ pending  00003_add_tags.sql
 pending  00004_backfill.sql
 app: something else
 `
-	applied, pending := ParseMigrateStatus(out)
+	applied, pending := parseMigrateStatus(out)
 	if !slices.Equal(applied, []string{"00001_create_notes.sql", "00002_index_notes_by_recency.sql"}) ||
 		!slices.Equal(pending, []string{"00003_add_tags.sql", "00004_backfill.sql"}) {
 		t.Errorf("applied %v, pending %v", applied, pending)

@@ -74,9 +74,9 @@ func (p *Plan) Empty() bool {
 	return len(p.Touched()) == 0 && len(p.CreateNetworks) == 0 && len(p.CreateConfigs) == 0
 }
 
-// MakePlan diffs desired against live. Services the stack files no longer
+// makePlan diffs desired against live. Services the stack files no longer
 // name are removed. desired's images must already be resolved to digests.
-func MakePlan(env string, rel Release, desired *Desired, live *Live) *Plan {
+func makePlan(env string, rel Release, desired *Desired, live *Live) *Plan {
 	p := &Plan{Env: env, Stack: desired.Stack, Release: rel, networks: map[string]client.NetworkCreateOptions{}, configs: map[string]swarm.ConfigSpec{}}
 	for _, name := range slices.Sorted(maps.Keys(desired.Networks)) {
 		if !live.Networks[name] {
@@ -100,7 +100,7 @@ func MakePlan(env string, rel Release, desired *Desired, live *Live) *Plan {
 			continue
 		}
 		have := live.Spec(name)
-		want = WithDefaults(want)
+		want = withDefaults(want)
 		// As docker stack deploy does: a deploy never forces a restart, so
 		// the live counter carries over.
 		want.TaskTemplate.ForceUpdate = have.TaskTemplate.ForceUpdate

@@ -31,7 +31,7 @@ func (f fakeResolver) Digest(_ context.Context, ref string) (string, error) {
 	if d, ok := f[img.Repository+":"+img.Tag]; ok {
 		return d, nil
 	}
-	return "", ErrNotInRegistry
+	return "", errNotInRegistry
 }
 
 func (f fakeResolver) Version(context.Context, string) (string, error) { return "", nil }
@@ -69,7 +69,7 @@ func desiredFixture(t *testing.T, tag, digest string, extra ...string) *Desired 
 	files := append([]string{"../../docker-compose.prod.yml", "testdata/plan/override.yml"}, extra...)
 	env := &envfile.Environment{Name: "staging", Stack: "svc", Image: "registry.example/e2e-app", Files: files, AppEnv: "staging",
 		Variables: map[string]string{"HTTP_PORT": "8080", "POSTGRES_IMAGE": "registry.example/postgres:e2e"}}
-	st, err := LoadStack(env, Release{Repository: env.Image, Tag: tag, Digest: digest}, func(string) (string, bool) { return "", false })
+	st, err := loadStack(env, Release{Repository: env.Image, Tag: tag, Digest: digest}, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func desiredFixture(t *testing.T, tag, digest string, extra ...string) *Desired 
 	api.AddSecret(versionedSecret("ykshg8xfwin31f4etc5z5btmz", "svc", "database_url", 1))
 	api.AddSecret(versionedSecret("gheraihwb64zf8w5dq6tubj52", "svc", "postgres_password", 1))
 	var cs Checks
-	if !st.bindSecrets(VersionsOf("svc", api.Secrets()), &Live{}, &cs) {
+	if !st.bindSecrets(versionsOf("svc", api.Secrets()), &Live{}, &cs) {
 		t.Fatal(cs.Err())
 	}
 	desired, err := st.Convert(t.Context(), api)
@@ -94,7 +94,7 @@ func desiredFixture(t *testing.T, tag, digest string, extra ...string) *Desired 
 // versionedSecret is version n of a logical secret as secrets:set makes it.
 func versionedSecret(id, stack, logical string, n int) swarm.Secret {
 	return swarm.Secret{ID: id, Spec: swarm.SecretSpec{Annotations: swarm.Annotations{
-		Name:   SecretName(stack, logical, n),
+		Name:   secretName(stack, logical, n),
 		Labels: map[string]string{ledger.LabelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n)},
 	}}}
 }
@@ -150,7 +150,7 @@ func TestPlan(t *testing.T) {
 			if strings.HasPrefix(tt.name, "next") {
 				rel.Tag, rel.Digest = "v3.0.0", digestV3
 			}
-			p := MakePlan("staging", rel, desired, tt.live)
+			p := makePlan("staging", rel, desired, tt.live)
 			var b strings.Builder
 			p.Print(&b)
 			golden(t, filepath.Join("testdata", "plan", strings.ReplaceAll(tt.name, " ", "-")+".golden"), b.String())

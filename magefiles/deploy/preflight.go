@@ -143,7 +143,7 @@ func checkNodes(ctx context.Context, api nodeLister, services map[string]swarm.S
 		}
 		fit := 0
 		for i, n := range ready {
-			ok, unknown, err := MatchConstraints(constraints, n)
+			ok, unknown, err := matchConstraints(constraints, n)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 				break
@@ -173,14 +173,14 @@ func checkNodes(ctx context.Context, api nodeLister, services map[string]swarm.S
 	cs.Add("nodes", msg, nil)
 }
 
-// MatchConstraints evaluates Swarm placement constraints (==, != on
+// matchConstraints evaluates Swarm placement constraints (==, != on
 // node.id, node.hostname, node.ip, node.role, node.platform.os/arch,
 // node.labels.*, engine.labels.*) against a node as swarmkit's scheduler
 // does (manager/constraint): keys and values without regard to case, but
 // for a label's own name; node.ip against an address or a CIDR subnet. A
 // key the scheduler of this code's time does not know is returned in
 // unknown, not evaluated: a newer engine may know it.
-func MatchConstraints(constraints []string, n swarm.Node) (match bool, unknown []string, err error) {
+func matchConstraints(constraints []string, n swarm.Node) (match bool, unknown []string, err error) {
 	match = true
 	for _, c := range constraints {
 		// "==" is tried first, as swarmkit does.
@@ -257,9 +257,9 @@ var (
 	objectName = regexp.MustCompile(`^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$`)
 )
 
-// NameProblem says what is wrong with a Swarm name of kind ("service",
+// nameProblem says what is wrong with a Swarm name of kind ("service",
 // "network", "secret", "config"); "" when Swarm takes it.
-func NameProblem(kind, name string) string {
+func nameProblem(kind, name string) string {
 	switch kind {
 	case "service", "network":
 		switch {
@@ -282,24 +282,24 @@ func NameProblem(kind, name string) string {
 func checkNames(d *Desired, cs *Checks) {
 	var errs []string
 	for _, name := range slices.Sorted(maps.Keys(d.Services)) {
-		if p := NameProblem("service", d.Stack+"_"+name); p != "" {
+		if p := nameProblem("service", d.Stack+"_"+name); p != "" {
 			errs = append(errs, p)
 		}
 		if cspec := d.Services[name].TaskTemplate.ContainerSpec; cspec != nil {
 			for _, r := range cspec.Secrets {
-				if p := NameProblem("secret", r.SecretName); p != "" {
+				if p := nameProblem("secret", r.SecretName); p != "" {
 					errs = append(errs, p)
 				}
 			}
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.Networks)) {
-		if p := NameProblem("network", name); p != "" {
+		if p := nameProblem("network", name); p != "" {
 			errs = append(errs, p)
 		}
 	}
 	for _, c := range d.Configs {
-		if p := NameProblem("config", c.Name); p != "" {
+		if p := nameProblem("config", c.Name); p != "" {
 			errs = append(errs, p)
 		}
 	}

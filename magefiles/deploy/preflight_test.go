@@ -48,7 +48,7 @@ func TestMatchConstraints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, unknown, err := MatchConstraints(tt.c, n)
+			got, unknown, err := matchConstraints(tt.c, n)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)

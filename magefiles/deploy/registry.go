@@ -18,8 +18,8 @@ import (
 	"github.com/fractionate/service-template/magefiles/dockerimage"
 )
 
-// Resolver looks images up in their registry.
-type Resolver interface {
+// resolver looks images up in their registry.
+type resolver interface {
 	// Digest returns the digest of ref's manifest (ref may hold a tag, a
 	// digest, or both: then the digest must exist).
 	Digest(ctx context.Context, ref string) (string, error)
@@ -28,9 +28,9 @@ type Resolver interface {
 	Version(ctx context.Context, ref string) (string, error)
 }
 
-// ErrNotInRegistry is returned for an image or tag the registry does not
+// errNotInRegistry is returned for an image or tag the registry does not
 // have.
-var ErrNotInRegistry = errors.New("not in the registry")
+var errNotInRegistry = errors.New("not in the registry")
 
 // Registry is the Resolver that asks registries over HTTP. Registries on
 // loopback are spoken to over plain HTTP, as the engine does.
@@ -50,8 +50,8 @@ type Registry struct {
 	creds map[string]dockerimage.Credentials
 }
 
-// NewRegistry is the Resolver of an environment whose image is in repo.
-func NewRegistry(repo string, getenv func(string) string, keychain authn.Keychain) *Registry {
+// newRegistry is the Resolver of an environment whose image is in repo.
+func newRegistry(repo string, getenv func(string) string, keychain authn.Keychain) *Registry {
 	return &Registry{Scope: registryHost(repo), Getenv: getenv, Keychain: keychain}
 }
 
@@ -177,7 +177,7 @@ func registryError(ref string, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) && (te.StatusCode == http.StatusNotFound ||
 		strings.Contains(te.Error(), "MANIFEST_UNKNOWN") || strings.Contains(te.Error(), "NAME_UNKNOWN")) {
-		return fmt.Errorf("%s: %w", ref, ErrNotInRegistry)
+		return fmt.Errorf("%s: %w", ref, errNotInRegistry)
 	}
 	return fmt.Errorf("look up %s in its registry: %w", ref, err)
 }

@@ -47,7 +47,7 @@ func TestRegistryResolver(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := NewRegistry(host+"/acme/app", func(string) string { return "" }, authn.NewMultiKeychain())
+	r := newRegistry(host+"/acme/app", func(string) string { return "" }, authn.NewMultiKeychain())
 	ctx := t.Context()
 	got, err := r.Digest(ctx, host+"/acme/app:v1.2.3")
 	if err != nil || got != want.String() {
@@ -61,7 +61,7 @@ func TestRegistryResolver(t *testing.T) {
 		t.Errorf("Version = %q, %v; want the stamped v1.2.3", v, err)
 	}
 	for _, missing := range []string{host + "/acme/app:v9.9.9", host + "/acme/nope:v1", host + "/acme/app@sha256:" + strings.Repeat("0", 64)} {
-		if _, err := r.Digest(ctx, missing); !errors.Is(err, ErrNotInRegistry) {
+		if _, err := r.Digest(ctx, missing); !errors.Is(err, errNotInRegistry) {
 			t.Errorf("Digest(%s) = %v, want ErrNotInRegistry", missing, err)
 		}
 	}
@@ -124,7 +124,7 @@ func TestCredentialsStayWithTheirRegistry(t *testing.T) {
 	}
 	own.seen, other.seen = nil, nil
 	env := map[string]string{"REGISTRY_USERNAME": "ci", "REGISTRY_PASSWORD": "pull-token-canary", "GITHUB_TOKEN": "gh-canary"}
-	r := NewRegistry(own.host()+"/acme/img", func(k string) string { return env[k] }, authn.NewMultiKeychain())
+	r := newRegistry(own.host()+"/acme/img", func(k string) string { return env[k] }, authn.NewMultiKeychain())
 	ctx := t.Context()
 	if _, err := r.Digest(ctx, own.host()+"/acme/img:v1"); err != nil {
 		t.Fatalf("the environment's own registry, with its credentials: %v", err)

@@ -58,7 +58,7 @@ func planRestore(a *Applied, current map[string]swarm.Service, networkNames map[
 		case !exists:
 			step.Kind, step.Spec = restoreCreate, *kept
 		default:
-			want := WithDefaults(*kept)
+			want := withDefaults(*kept)
 			want.TaskTemplate.ForceUpdate = svc.Spec.TaskTemplate.ForceUpdate
 			step.Spec = want
 			switch {
@@ -93,7 +93,7 @@ func (s *Session) restore(a *Applied) error {
 	return restore(ctx, s.API, s.Env.Stack, a, s.Auth, converge.Options{Deadline: s.Env.Deadline, Poll: s.Poll, Out: s.Out})
 }
 
-func restore(ctx context.Context, api restoreAPI, stack string, a *Applied, auth AuthFunc, o converge.Options) error {
+func restore(ctx context.Context, api restoreAPI, stack string, a *Applied, auth authFunc, o converge.Options) error {
 	names, err := networkIDs(ctx, api)
 	if err != nil {
 		// Without them no live spec compares equal, so every service gets

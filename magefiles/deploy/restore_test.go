@@ -16,7 +16,7 @@ import (
 
 func restoreSpec(name, image string, labels ...string) swarm.ServiceSpec {
 	zero := uint64(0)
-	spec := WithDefaults(swarm.ServiceSpec{
+	spec := withDefaults(swarm.ServiceSpec{
 		Annotations:  swarm.Annotations{Name: "svc_" + name, Labels: map[string]string{StackLabel: "svc"}},
 		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}},
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
@@ -55,7 +55,7 @@ func TestPlanRestore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := NewApplied("7.abcdef")
+			a := newApplied("7.abcdef")
 			a.Kept["s"], a.IDs["s"] = tt.kept, tt.id
 			current := map[string]swarm.Service{}
 			if tt.current != nil {
@@ -100,7 +100,7 @@ func TestRestore(t *testing.T) {
 	mustUpdate("previous", prev, restoreSpec("previous", v2))
 	mustUpdate("older", older, restoreSpec("older", v2))
 	api.Calls = nil
-	a := NewApplied("7.abcdef")
+	a := newApplied("7.abcdef")
 	for _, name := range []string{"rolledback", "previous", "older", "removed"} {
 		a.Kept[name] = ptr(restoreSpec(name, v1))
 		a.IDs[name] = ids[name]

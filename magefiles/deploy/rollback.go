@@ -32,7 +32,7 @@ func (s *Session) Rollback(ctx context.Context, to string, dryRun bool) error {
 			cs.Add("target", "", err)
 			return nil
 		}
-		target, err := PickRollback(records, to, running(live))
+		target, err := pickRollback(records, to, running(live))
 		if err != nil {
 			cs.Add("target", "", err)
 			return nil
@@ -63,7 +63,7 @@ func (s *Session) Rollback(ctx context.Context, to string, dryRun bool) error {
 // newest version of each logical secret: a rollback restores code, not old
 // credentials (they may have been revoked or pruned since).
 func (s *Session) relinkSecrets(desired *Desired, live *Live, cs *Checks) bool {
-	versions := VersionsOf(s.Env.Stack, slices.Collect(maps.Values(live.Secrets)))
+	versions := versionsOf(s.Env.Stack, slices.Collect(maps.Values(live.Secrets)))
 	need := relink(s.Env.Stack, desired.Services, versions)
 	return checkSecrets(desired.Services, need, live, s.Env.Name, cs)
 }
@@ -88,9 +88,9 @@ func specsOf(stack string, services map[string]ledger.ServiceRecord) *Desired {
 	return d
 }
 
-// PickRollback chooses the record a rollback goes back to. current is
+// pickRollback chooses the record a rollback goes back to. current is
 // the release running now (running); "" when it cannot be told.
-func PickRollback(records []ledger.Record, to, current string) (ledger.Record, error) {
+func pickRollback(records []ledger.Record, to, current string) (ledger.Record, error) {
 	var ok []ledger.Record
 	for _, r := range records {
 		if r.Result == ledger.Succeeded && len(r.Services) > 0 {

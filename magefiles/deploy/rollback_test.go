@@ -54,7 +54,7 @@ func TestPickRollback(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := PickRollback(tt.records, tt.to, tt.running)
+			got, err := pickRollback(tt.records, tt.to, tt.running)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)

@@ -34,7 +34,7 @@ func (s *Session) Rotate(ctx context.Context, name string, value secret.Value, d
 			return
 		}
 		if !dryRun {
-			if err := CheckSecretValue(value); err != nil {
+			if err := checkSecretValue(value); err != nil {
 				cs.Add("secret", "", fmt.Errorf("%s: %w", name, err))
 			}
 		}
@@ -55,7 +55,7 @@ func (s *Session) Rotate(ctx context.Context, name string, value secret.Value, d
 			spec := live.Spec(svc)
 			desired.Services[svc] = spec
 			for _, r := range spec.TaskTemplate.ContainerSpec.Secrets {
-				if l, _, ok := LogicalOf(s.Env.Stack, r.SecretName); ok && l == name {
+				if l, _, ok := logicalOf(s.Env.Stack, r.SecretName); ok && l == name {
 					users = append(users, svc)
 				}
 			}
@@ -63,13 +63,13 @@ func (s *Session) Rotate(ctx context.Context, name string, value secret.Value, d
 		if cs.Failed() {
 			return nil // the lock or a check above: make nothing
 		}
-		versions := VersionsOf(s.Env.Stack, slices.Collect(maps.Values(live.Secrets)))
+		versions := versionsOf(s.Env.Stack, slices.Collect(maps.Values(live.Secrets)))
 		next := SecretVersion{Logical: name, N: 1}
 		if cur, ok := versions.Newest(name); ok {
 			next.N = cur.N + 1
 		}
-		next.Name = SecretName(s.Env.Stack, name, next.N)
-		if p := NameProblem("secret", next.Name); p != "" {
+		next.Name = secretName(s.Env.Stack, name, next.N)
+		if p := nameProblem("secret", next.Name); p != "" {
 			cs.Add("secret", "", errors.New(p))
 			return nil
 		}
@@ -132,7 +132,7 @@ func ReadSecret(in *os.File, prompt io.Writer, name string) (secret.Value, error
 }
 
 func readSecretFrom(r io.Reader, name string) (secret.Value, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxSecretSize+2))
+	b, err := io.ReadAll(io.LimitReader(r, maxSecretSize+2))
 	if err != nil {
 		return secret.Value{}, fmt.Errorf("read the value of %s from standard input: %w", name, err)
 	}
@@ -142,7 +142,7 @@ func readSecretFrom(r io.Reader, name string) (secret.Value, error) {
 func checkRead(name string, b []byte) (secret.Value, error) {
 	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	v := secret.New(s)
-	if err := CheckSecretValue(v); err != nil {
+	if err := checkSecretValue(v); err != nil {
 		return secret.Value{}, fmt.Errorf("secret %s: %w (e.g. printf '%%s' \"$VALUE\" | go tool mage secrets:set ENV %s)", name, err, name)
 	}
 	return v, nil

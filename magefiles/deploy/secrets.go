@@ -41,11 +41,11 @@ const (
 	labelSecretVersion = ledger.LabelPrefix + "secret-version" // N
 )
 
-// MaxSecretSize is the largest value Swarm stores in a secret.
-const MaxSecretSize = 500 * 1024
+// maxSecretSize is the largest value Swarm stores in a secret.
+const maxSecretSize = 500 * 1024
 
-// SecretName is the Swarm name of version n of a logical secret.
-func SecretName(stack, logical string, n int) string {
+// secretName is the Swarm name of version n of a logical secret.
+func secretName(stack, logical string, n int) string {
 	return fmt.Sprintf("%s_%s_v%d", stack, logical, n)
 }
 
@@ -62,9 +62,9 @@ type SecretVersion struct {
 // first.
 type SecretVersions map[string][]SecretVersion
 
-// VersionsOf picks the versions of stack's secrets out of the Swarm's
+// versionsOf picks the versions of stack's secrets out of the Swarm's
 // secrets, by their labels.
-func VersionsOf(stack string, secrets []swarm.Secret) SecretVersions {
+func versionsOf(stack string, secrets []swarm.Secret) SecretVersions {
 	out := SecretVersions{}
 	for _, s := range secrets {
 		l := s.Spec.Labels
@@ -93,11 +93,11 @@ func (v SecretVersions) Newest(logical string) (SecretVersion, bool) {
 	return v[logical][0], true
 }
 
-// LogicalOf names the logical secret behind a Swarm secret name of stack:
+// logicalOf names the logical secret behind a Swarm secret name of stack:
 // <stack>_<logical>_v<N>, or <stack>_<logical> as deploys before versioning
 // named them. ok is false for a name of another stack's or a name the
 // stack files give explicitly.
-func LogicalOf(stack, name string) (logical string, n int, ok bool) {
+func logicalOf(stack, name string) (logical string, n int, ok bool) {
 	rest, found := strings.CutPrefix(name, stack+"_")
 	if !found || rest == "" {
 		return "", 0, false
@@ -116,17 +116,17 @@ func listVersions(ctx context.Context, api secretAPI, stack string) (SecretVersi
 	if err != nil {
 		return nil, fmt.Errorf("list the secrets of stack %s: %w", stack, err)
 	}
-	return VersionsOf(stack, ss.Items), nil
+	return versionsOf(stack, ss.Items), nil
 }
 
-// CheckSecretValue refuses what Swarm would refuse, or what is surely a
+// checkSecretValue refuses what Swarm would refuse, or what is surely a
 // mistake, saying so without quoting the value.
-func CheckSecretValue(v secret.Value) error {
+func checkSecretValue(v secret.Value) error {
 	switch n := len(v.Reveal()); {
 	case n == 0:
 		return errors.New("the value is empty: give it on standard input")
-	case n > MaxSecretSize:
-		return fmt.Errorf("the value is %d bytes; Swarm keeps at most %d", n, MaxSecretSize)
+	case n > maxSecretSize:
+		return fmt.Errorf("the value is %d bytes; Swarm keeps at most %d", n, maxSecretSize)
 	}
 	return nil
 }
@@ -137,7 +137,7 @@ func SetSecret(ctx context.Context, api secretAPI, stack, logical string, v secr
 	if !envfile.ValidSecretName(logical) {
 		return SecretVersion{}, fmt.Errorf("secret name %q: want letters, digits, '_', '.' or '-', at most 64", logical)
 	}
-	if err := CheckSecretValue(v); err != nil {
+	if err := checkSecretValue(v); err != nil {
 		return SecretVersion{}, fmt.Errorf("secret %s: %w", logical, err)
 	}
 	versions, err := listVersions(ctx, api, stack)
@@ -148,7 +148,7 @@ func SetSecret(ctx context.Context, api secretAPI, stack, logical string, v secr
 	if cur, ok := versions.Newest(logical); ok {
 		n = cur.N + 1
 	}
-	name := SecretName(stack, logical, n)
+	name := secretName(stack, logical, n)
 	spec := swarm.SecretSpec{
 		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{
 			ledger.LabelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n),
@@ -221,10 +221,10 @@ func (st *Stack) bindSecrets(versions SecretVersions, live *Live, cs *Checks) bo
 	return true
 }
 
-// LogicalSecrets are the external secrets env's stack files declare
+// logicalSecrets are the external secrets env's stack files declare
 // without an explicit name: the ones secrets:set versions.
-func LogicalSecrets(env *envfile.Environment, getenv func(string) (string, bool)) ([]string, error) {
-	st, err := LoadStack(env, Release{Repository: env.Image, Tag: "v0.0.0"}, getenv)
+func logicalSecrets(env *envfile.Environment, getenv func(string) (string, bool)) ([]string, error) {
+	st, err := loadStack(env, Release{Repository: env.Image, Tag: "v0.0.0"}, getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func relink(stack string, specs map[string]swarm.ServiceSpec, versions SecretVer
 		refs := make([]*swarm.SecretReference, len(cspec.Secrets))
 		for i, r := range cspec.Secrets {
 			c := *r
-			if logical, _, ok := LogicalOf(stack, c.SecretName); ok && (len(only) == 0 || slices.Contains(only, logical)) {
+			if logical, _, ok := logicalOf(stack, c.SecretName); ok && (len(only) == 0 || slices.Contains(only, logical)) {
 				if v, ok := versions.Newest(logical); ok {
 					c.SecretName, c.SecretID = v.Name, v.ID
 				}
@@ -333,7 +333,7 @@ func (s *Session) ListSecrets(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	declared, err := LogicalSecrets(s.Env, s.Lookup)
+	declared, err := logicalSecrets(s.Env, s.Lookup)
 	if err != nil {
 		return err
 	}
@@ -390,7 +390,7 @@ func (s *Session) PruneSecrets(ctx context.Context, keep int, dryRun bool) error
 	if err != nil {
 		return err
 	}
-	plan := PlanPrune(versions, users, keep)
+	plan := planPrune(versions, users, keep)
 	removed := 0
 	for _, p := range plan {
 		switch {
@@ -417,16 +417,16 @@ func (s *Session) PruneSecrets(ctx context.Context, keep int, dryRun bool) error
 	return nil
 }
 
-// PruneStep is one version and whether prune keeps it (and why).
-type PruneStep struct {
+// pruneStep is one version and whether prune keeps it (and why).
+type pruneStep struct {
 	Version SecretVersion
 	Keep    string // why it stays; "" when it goes
 }
 
-// PlanPrune decides, per version, whether it stays: the newest keep of
+// planPrune decides, per version, whether it stays: the newest keep of
 // each logical secret stay, and so does any version a service uses.
-func PlanPrune(versions SecretVersions, users map[string][]string, keep int) []PruneStep {
-	var out []PruneStep
+func planPrune(versions SecretVersions, users map[string][]string, keep int) []pruneStep {
+	var out []pruneStep
 	for _, k := range slices.Sorted(maps.Keys(versions)) {
 		for i, v := range versions[k] {
 			why := ""
@@ -436,7 +436,7 @@ func PlanPrune(versions SecretVersions, users map[string][]string, keep int) []P
 			case len(users[v.ID]) > 0:
 				why = "used by " + strings.Join(users[v.ID], ", ")
 			}
-			out = append(out, PruneStep{Version: v, Keep: why})
+			out = append(out, pruneStep{Version: v, Keep: why})
 		}
 	}
 	return out
@@ -445,7 +445,7 @@ func PlanPrune(versions SecretVersions, users map[string][]string, keep int) []P
 // CheckSecretName refuses a logical secret the environment's stack files
 // do not declare: a typo would otherwise make a secret nothing uses.
 func (s *Session) CheckSecretName(name string) error {
-	declared, err := LogicalSecrets(s.Env, s.Lookup)
+	declared, err := logicalSecrets(s.Env, s.Lookup)
 	if err != nil {
 		return Refused(err)
 	}

@@ -30,7 +30,7 @@ func TestLogicalOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logical, n, ok := LogicalOf("svc", tt.secret)
+			logical, n, ok := logicalOf("svc", tt.secret)
 			if logical != tt.logical || n != tt.n || ok != tt.ok {
 				t.Errorf("LogicalOf(svc, %q) = %q, %d, %v; want %q, %d, %v", tt.secret, logical, n, ok, tt.logical, tt.n, tt.ok)
 			}
@@ -49,11 +49,11 @@ func TestSetSecret(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.N != want || v.Name != SecretName("svc", "database_url", want) {
+		if v.N != want || v.Name != secretName("svc", "database_url", want) {
 			t.Fatalf("version %+v, want v%d", v, want)
 		}
 	}
-	got := VersionsOf("svc", api.Secrets())["database_url"]
+	got := versionsOf("svc", api.Secrets())["database_url"]
 	if len(got) != 3 || got[0].N != 3 || got[2].N != 1 {
 		t.Errorf("versions %+v, want v3 v2 v1", got)
 	}
@@ -66,7 +66,7 @@ func TestSetSecret(t *testing.T) {
 		name, logical, value, want string
 	}{
 		{"empty", "database_url", "", "is empty"},
-		{"too big", "database_url", strings.Repeat("x", MaxSecretSize+1) + canary, "at most 512000"},
+		{"too big", "database_url", strings.Repeat("x", maxSecretSize+1) + canary, "at most 512000"},
 		{"bad name", "database url", canary, `secret name "database url"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,7 +85,7 @@ func TestBindSecrets(t *testing.T) {
 		Files:     []string{"../../docker-compose.prod.yml", "testdata/plan/override.yml"},
 		Variables: map[string]string{"HTTP_PORT": "8080", "POSTGRES_IMAGE": "registry.example/postgres:e2e"}}
 	load := func(t *testing.T) *Stack {
-		st, err := LoadStack(env, Release{Repository: env.Image, Tag: "v1.0.0"}, func(string) (string, bool) { return "", false })
+		st, err := loadStack(env, Release{Repository: env.Image, Tag: "v1.0.0"}, func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestBindSecrets(t *testing.T) {
 				live.Secrets[s.Spec.Name] = s
 			}
 			var cs Checks
-			ok := st.bindSecrets(VersionsOf("svc", tt.secrets), live, &cs)
+			ok := st.bindSecrets(versionsOf("svc", tt.secrets), live, &cs)
 			if ok != (tt.wantErr == nil) {
 				t.Fatalf("bindSecrets = %v; checks %+v", ok, cs)
 			}
@@ -139,7 +139,7 @@ func TestBindSecrets(t *testing.T) {
 // relink moves recorded specs to the newest version of each logical
 // secret (or of the ones named), whatever version or naming they recorded.
 func TestRelink(t *testing.T) {
-	versions := VersionsOf("svc", []swarm.Secret{
+	versions := versionsOf("svc", []swarm.Secret{
 		versionedSecret("db1", "svc", "database_url", 1), versionedSecret("db2", "svc", "database_url", 2),
 		versionedSecret("pg1", "svc", "postgres_password", 1), versionedSecret("pg3", "svc", "postgres_password", 3),
 	})
@@ -188,7 +188,7 @@ func TestRelink(t *testing.T) {
 }
 
 func TestPlanPrune(t *testing.T) {
-	versions := VersionsOf("svc", []swarm.Secret{
+	versions := versionsOf("svc", []swarm.Secret{
 		versionedSecret("db1", "svc", "database_url", 1), versionedSecret("db2", "svc", "database_url", 2),
 		versionedSecret("db3", "svc", "database_url", 3), versionedSecret("db4", "svc", "database_url", 4),
 		versionedSecret("pg1", "svc", "postgres_password", 1),
@@ -206,7 +206,7 @@ func TestPlanPrune(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var removed []string
-			for _, p := range PlanPrune(versions, users, tt.keep) {
+			for _, p := range planPrune(versions, users, tt.keep) {
 				if p.Keep == "" {
 					removed = append(removed, p.Version.Name)
 				}
@@ -229,7 +229,7 @@ func TestReadSecretFrom(t *testing.T) {
 		{"spaces are kept", " s3cret ", " s3cret ", ""},
 		{"empty", "", "", "is empty"},
 		{"just a newline", "\n", "", "is empty"},
-		{"too big", strings.Repeat("x", MaxSecretSize+1), "", "Swarm keeps at most"},
+		{"too big", strings.Repeat("x", maxSecretSize+1), "", "Swarm keeps at most"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

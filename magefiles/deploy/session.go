@@ -72,8 +72,8 @@ type Session struct {
 	EnvFile  *envfile.File // for the records
 	API      Engine
 	Endpoint endpoint.Endpoint
-	Registry Resolver
-	Auth     AuthFunc
+	Registry resolver
+	Auth     authFunc
 	Git      Git
 	Who      string // user@host, or the CI run
 	Out      io.Writer
@@ -161,7 +161,7 @@ func Open(ctx context.Context, s Setup, name string) (*Session, *endpoint.Connec
 	} else {
 		git = Git{SHA: facts.SHA, Changes: facts.Changes, TagsAtHead: facts.TagsAtHead}
 	}
-	reg := NewRegistry(env.Image, s.Getenv, authn.DefaultKeychain)
+	reg := newRegistry(env.Image, s.Getenv, authn.DefaultKeychain)
 	d := &Session{
 		Env: env, Envs: file.Environments, EnvFile: file, API: conn.Client, Endpoint: conn.Endpoint,
 		Registry: reg,
@@ -179,9 +179,9 @@ func Open(ctx context.Context, s Setup, name string) (*Session, *endpoint.Connec
 		},
 		Head: func(ctx context.Context, build bool) (string, error) {
 			if build {
-				return BuildAndPush(ctx, s, env, runner.Exec{})
+				return buildAndPush(ctx, s, env, runner.Exec{})
 			}
-			return DefaultTag(ctx, s)
+			return defaultTag(ctx, s)
 		},
 		LockWait: wait,
 	}

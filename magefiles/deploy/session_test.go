@@ -35,7 +35,7 @@ func testSession(t *testing.T, replicas uint64) (*Session, *fakeswarm.Engine, *b
 	api := fakeswarm.New()
 	v1 := versionedSecret("s1", "svc", "database_url", 1)
 	api.AddSecret(v1)
-	api.AddService(WithDefaults(swarm.ServiceSpec{
+	api.AddService(withDefaults(swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: "svc_app", Labels: map[string]string{StackLabel: "svc"}},
 		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "registry.example/app:v1@" + digestV2,
 			Secrets: []*swarm.SecretReference{{SecretName: v1.Spec.Name, SecretID: v1.ID, File: &swarm.SecretReferenceFileTarget{Name: "database_url"}}}}},

@@ -54,10 +54,10 @@ func (r Release) Ref() string {
 	return ref
 }
 
-// LoadStack interpolates env's stack files with its variables and the
+// loadStack interpolates env's stack files with its variables and the
 // release, and loads them. getenv supplies ${NAME} in the environments
 // file's variables, nothing else: the files see only what is listed.
-func LoadStack(env *envfile.Environment, rel Release, getenv func(string) (string, bool)) (*Stack, error) {
+func loadStack(env *envfile.Environment, rel Release, getenv func(string) (string, bool)) (*Stack, error) {
 	vars := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(env.Variables)) {
 		v, err := template.Substitute(env.Variables[k], template.Mapping(getenv))

@@ -25,7 +25,7 @@ import (
 // desired and of the current spec, Swarm's update state and the nodes its
 // tasks run on; then the last change and the lock.
 func (s *Session) Status(ctx context.Context, w io.Writer) error {
-	live, err := ReadLive(ctx, s.API, s.Env.Stack)
+	live, err := readLive(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
 	}

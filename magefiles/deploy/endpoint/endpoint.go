@@ -109,7 +109,13 @@ func Connect(env *envfile.Environment, target bool, getenv func(string) string) 
 		}
 		opts = append(opts, o...)
 	case ep.Host == "":
+		// FromEnv sets the host only when DOCKER_HOST is set: the default
+		// socket must be set on the transport given above, or it would dial
+		// its path as a TCP host name.
 		opts = append(opts, client.FromEnv)
+		if getenv("DOCKER_HOST") == "" {
+			opts = append(opts, client.WithHost(client.DefaultDockerHost))
+		}
 	case strings.HasPrefix(ep.Host, "ssh://"):
 		flags, cleanup, err := sshFlags(prefix, getenv)
 		if err != nil {

@@ -241,3 +241,46 @@ func TestSilentEngineTimesOut(t *testing.T) {
 		t.Fatalf("Info against a silent engine: %v after %s", err, time.Since(start))
 	}
 }
+
+// This machine's engine (no endpoint): DOCKER_HOST when set, the default
+// socket otherwise, dialled as a socket through the bounded transport.
+func TestLocalEngine(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nApi-Version: 1.41\r\n\r\n{}"))
+			c.Close()
+		}
+	}()
+	env := &envfile.Environment{Name: "local"}
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	c, err := Connect(env, true, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Ping(t.Context(), client.PingOptions{}); err != nil {
+		t.Fatalf("DOCKER_HOST's engine: %v", err)
+	}
+	t.Setenv("DOCKER_HOST", "")
+	d, err := Connect(env, true, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.DaemonHost() != client.DefaultDockerHost {
+		t.Errorf("host %s, want the default socket", d.DaemonHost())
+	}
+	if _, err := d.Ping(t.Context(), client.PingOptions{}); err != nil && strings.Contains(err.Error(), "lookup") {
+		t.Errorf("the default socket was dialled as a host name: %v", err)
+	}
+}
