@@ -20,9 +20,10 @@ import (
 
 // Kill ends n's engine with SIGKILL: a power loss, as the rest of the
 // Swarm sees it. Its containerd goes with it; the shims and containers
-// keep running, and keep answering on overlay networks (the data path is
-// in the kernel), until Restart (Swarm then shuts down the tasks it moved
-// elsewhere) or the end of the bed.
+// keep running until Restart (the engine, without live-restore, stops
+// what it finds still running as it starts) or the end of the bed. Other
+// nodes reach those containers over overlay networks only until gossip
+// gives the node up (about five seconds here; see the package's tests).
 func (c *Cluster) Kill(n *Node) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
