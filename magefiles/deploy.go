@@ -13,7 +13,6 @@ import (
 
 	"github.com/fractionate/service-template/magefiles/deploy"
 	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
-	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
 // Deploy puts releases on a Docker Swarm (environments in deploy/environments.yml).
@@ -86,11 +85,7 @@ func (Deploy) Scale(ctx context.Context, env, service, replicas string,
 // Lists <env>'s deploys, rollbacks, scales and rotations, newest first.
 func (Deploy) History(ctx context.Context, env string) error {
 	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
-		records, err := ledger.History{API: s.API, Stack: s.Env.Stack}.List(ctx)
-		if err != nil {
-			return err
-		}
-		return ledger.Print(os.Stdout, records)
+		return s.History(ctx, os.Stdout)
 	})
 }
 

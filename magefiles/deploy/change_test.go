@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/fractionate/service-template/internal/secret"
+	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
 	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 	"github.com/fractionate/service-template/magefiles/deploy/notify"
@@ -221,63 +222,6 @@ func TestHoldLockWaits(t *testing.T) {
 	unlock()
 }
 
-// deploy:unlock without -force breaks only a lock older, by the manager's
-// clock, than the longest a working change holds it.
-func TestUnlock(t *testing.T) {
-	s, api, out := testSession(t, 0)
-	managerNow := time.Now()
-	api.Now = func() time.Time { return managerNow }
-	if _, err := (ledger.Lock{API: api, Stack: "svc"}).Acquire(t.Context(), ledger.LockInfo{Holder: "ci", Since: managerNow}); err != nil {
-		t.Fatal(err)
-	}
-	managerNow = managerNow.Add(3 * s.Env.Deadline) // past the old rule of twice the deadline
-	if err := s.Unlock(t.Context(), false, false); exitCode(err) != ExitRefused || !strings.Contains(err.Error(), "-force") {
-		t.Fatalf("a lock 3 deadlines old: %v, want a refusal (a change may hold it 4 deadlines and more)", err)
-	}
-	managerNow = managerNow.Add(s.Env.MaxHold())
-	if err := s.Unlock(t.Context(), false, false); err != nil || !strings.Contains(out.String(), "broke the lock held by ci") {
-		t.Fatalf("a lock older than MaxHold: %v\n%s", err, out.String())
-	}
-}
-
-// The promotion gate accepts only a digest that served: a change that
-// converged with it running at more than 0 replicas and, where the source
-// has a smoke check, that check passed.
-func TestServed(t *testing.T) {
-	one, zero := uint64(1), uint64(0)
-	rec := func(seq int, result ledger.Result, digest string, replicas *uint64, smoke string) ledger.Record {
-		return ledger.Record{Seq: seq, Result: result, Smoke: smoke, Services: map[string]ledger.ServiceRecord{
-			"app":      {Image: "r/app:v1@" + digest, Spec: swarm.ServiceSpec{Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: replicas}}}},
-			"postgres": {Image: "postgres@sha256:pg", Spec: swarm.ServiceSpec{Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}}}},
-		}}
-	}
-	tests := []struct {
-		name    string
-		records []ledger.Record
-		smoke   bool
-		want    int // seq, 0 for none
-	}{
-		{"served", []ledger.Record{rec(1, ledger.Succeeded, digestV2, &one, ledger.SmokePassed)}, true, 1},
-		{"at 0 replicas", []ledger.Record{rec(1, ledger.Succeeded, digestV2, &zero, ledger.SmokeSkipped)}, true, 0},
-		{"at 0 replicas, no smoke check", []ledger.Record{rec(1, ledger.Succeeded, digestV2, &zero, "")}, false, 0},
-		{"smoke check not passed", []ledger.Record{rec(1, ledger.Succeeded, digestV2, &one, "")}, true, 0},
-		{"no smoke check configured", []ledger.Record{rec(1, ledger.Succeeded, digestV2, &one, "")}, false, 1},
-		{"rolled back", []ledger.Record{rec(1, ledger.RolledBack, digestV2, &one, "")}, false, 0},
-		{"another digest", []ledger.Record{rec(1, ledger.Succeeded, digestV3, &one, ledger.SmokePassed)}, true, 0},
-		{"a later scale to 0 does not undo an earlier serve", []ledger.Record{rec(2, ledger.Succeeded, digestV2, &zero, ledger.SmokeSkipped), rec(1, ledger.Succeeded, digestV2, &one, ledger.SmokePassed)}, true, 1},
-	}
-	for _, tt := range tests {
-		r, ok := served(tt.records, digestV2, tt.smoke)
-		got := 0
-		if ok {
-			got = r.Seq
-		}
-		if got != tt.want {
-			t.Errorf("%s: served in #%d, want #%d", tt.name, got, tt.want)
-		}
-	}
-}
-
 // webhook is a local HTTP server standing in for a chat or incident
 // webhook: it keeps every event it is sent, in order.
 type webhook struct {
@@ -346,4 +290,32 @@ func TestChangeNotifies(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 	_ = notify.Start
+}
+
+// A Swarm that lost quorum answers Info on its surviving manager but
+// refuses what needs its Raft store: preflight says so, and nothing changes.
+func TestLostQuorumIsRefused(t *testing.T) {
+	s, api, out := testSession(t, 0)
+	api.Err = map[string]error{"NodeList": errors.New("rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online.")}
+	err := s.Scale(t.Context(), "app", 1, false)
+	if exitCode(err) != ExitRefused || !strings.Contains(out.String(), "has lost quorum: it has no leader") {
+		t.Fatalf("exit %d: %v\n%s", exitCode(err), err, out.String())
+	}
+	if len(api.Calls) != 0 {
+		t.Errorf("changes made without quorum: %v", api.Calls)
+	}
+}
+
+// Several managers: the change says which it uses and which it passed over.
+func TestEndpointLineNamesTheFailover(t *testing.T) {
+	s, _, out := testSession(t, 0)
+	s.Choose = func(context.Context) (endpoint.Endpoint, []string) {
+		return endpoint.Endpoint{Host: "ssh://m2"}, []string{"ssh://m1 does not answer: connection refused"}
+	}
+	if err := s.Scale(t.Context(), "app", 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "ok    endpoint   ssh://m2 answers (Docker fake); passed over: ssh://m1 does not answer: connection refused") {
+		t.Errorf("output:\n%s", out.String())
+	}
 }

@@ -32,6 +32,7 @@ func (s *Session) appService(ctx context.Context) (string, swarm.ServiceSpec, er
 // now, on the stack's network with its secrets: the database's port is
 // never opened to this machine.
 func (s *Session) DBStatus(ctx context.Context, w io.Writer) error {
+	s.Ready(ctx)
 	name, spec, err := s.appService(ctx)
 	if err != nil {
 		return err
@@ -46,6 +47,7 @@ func (s *Session) DBStatus(ctx context.Context, w io.Writer) error {
 // now, once, by the deploy's migration job and under its lock. A deploy
 // does this itself; this is for a database restored from a backup, say.
 func (s *Session) DBMigrate(ctx context.Context) error {
+	s.Ready(ctx)
 	release, err := s.holdLock(ctx, "db:migrate of "+s.Env.Name)
 	if err != nil {
 		return err

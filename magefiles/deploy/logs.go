@@ -30,6 +30,7 @@ type LogOptions struct {
 // Logs writes the services' logs through the Engine API, each line
 // prefixed with its task (service.slot) and node.
 func (s *Session) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
+	s.Ready(ctx)
 	live, err := readLive(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	"github.com/fractionate/service-template/magefiles/deploy/converge"
 	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
 )
 
@@ -90,13 +90,17 @@ func (cs Checks) Print(w io.Writer) {
 // checkManager checks that the endpoint answers and is a Swarm manager,
 // and returns the manager's clock.
 func (s *Session) checkManager(ctx context.Context, cs *Checks) (time.Time, bool) {
+	passed := ""
+	if notes := s.failover(ctx); len(notes) > 0 {
+		passed = "; passed over: " + strings.Join(notes, "; ")
+	}
 	info, err := s.API.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		cs.Add("endpoint", "", endpoint.Unreachable(s.Env.Name, s.Endpoint, err))
+		cs.Add("endpoint", "", fmt.Errorf("%w%s", endpoint.Unreachable(s.Env.Name, s.Endpoint, err), passed))
 		cs.NotRun("swarm", "needs the endpoint")
 		return time.Time{}, false
 	}
-	cs.Add("endpoint", fmt.Sprintf("%s answers (Docker %s)", s.Endpoint, info.Info.ServerVersion), nil)
+	cs.Add("endpoint", fmt.Sprintf("%s answers (Docker %s)%s", s.Endpoint, info.Info.ServerVersion, passed), nil)
 	sw := info.Info.Swarm
 	if sw.LocalNodeState != swarm.LocalNodeStateActive || !sw.ControlAvailable {
 		hint := "run deploys against a manager node"
@@ -110,7 +114,17 @@ func (s *Session) checkManager(ctx context.Context, cs *Checks) (time.Time, bool
 	if sw.Cluster != nil {
 		id = sw.Cluster.ID
 	}
-	cs.Add("swarm", fmt.Sprintf("manager of Swarm %s", short(id, 12)), nil)
+	// A manager answers for itself even when the Swarm has no leader; only
+	// a call that needs the Raft store tells. Nothing can change then.
+	if _, err := s.API.NodeList(ctx, client.NodeListOptions{}); err != nil {
+		if strings.Contains(err.Error(), "does not have a leader") || strings.Contains(err.Error(), "no elected") {
+			cs.Add("swarm", "", fmt.Errorf("Swarm %s has lost quorum: it has no leader, so more than half of its %d managers are unreachable; bring them back (or, with one surviving manager, docker swarm init --force-new-cluster there)", short(id, 12), sw.Managers))
+		} else {
+			cs.Add("swarm", "", fmt.Errorf("list the Swarm's nodes: %w", err))
+		}
+		return time.Time{}, false
+	}
+	cs.Add("swarm", fmt.Sprintf("manager of Swarm %s (%d managers, %d nodes)", short(id, 12), sw.Managers, sw.Nodes), nil)
 	now, err := time.Parse(time.RFC3339Nano, info.Info.SystemTime)
 	if err != nil {
 		now = time.Now()
@@ -143,7 +157,7 @@ func checkNodes(ctx context.Context, api nodeLister, services map[string]swarm.S
 		}
 		fit := 0
 		for i, n := range ready {
-			ok, unknown, err := matchConstraints(constraints, n)
+			ok, unknown, err := converge.MatchConstraints(constraints, n)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 				break
@@ -171,81 +185,6 @@ func checkNodes(ctx context.Context, api nodeLister, services map[string]swarm.S
 		msg += "; warning: " + strings.Join(warnings, "; ")
 	}
 	cs.Add("nodes", msg, nil)
-}
-
-// matchConstraints evaluates Swarm placement constraints (==, != on
-// node.id, node.hostname, node.ip, node.role, node.platform.os/arch,
-// node.labels.*, engine.labels.*) against a node as swarmkit's scheduler
-// does (manager/constraint): keys and values without regard to case, but
-// for a label's own name; node.ip against an address or a CIDR subnet. A
-// key the scheduler of this code's time does not know is returned in
-// unknown, not evaluated: a newer engine may know it.
-func matchConstraints(constraints []string, n swarm.Node) (match bool, unknown []string, err error) {
-	match = true
-	for _, c := range constraints {
-		// "==" is tried first, as swarmkit does.
-		op := "=="
-		k, v, ok := strings.Cut(c, "==")
-		if !ok {
-			if k, v, ok = strings.Cut(c, "!="); !ok {
-				return false, nil, fmt.Errorf("constraint %q: want key==value or key!=value", c)
-			}
-			op = "!="
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		var have string
-		switch lk := strings.ToLower(k); {
-		case lk == "node.id":
-			have = n.ID
-		case lk == "node.hostname":
-			have = n.Description.Hostname
-		case lk == "node.ip":
-			in, err := ipMatches(v, n.Status.Addr)
-			if err != nil {
-				return false, nil, fmt.Errorf("constraint %q: %w", c, err)
-			}
-			if in != (op == "==") {
-				match = false
-			}
-			continue
-		case lk == "node.role":
-			have = string(n.Spec.Role)
-		case lk == "node.platform.os":
-			have = n.Description.Platform.OS
-		case lk == "node.platform.arch":
-			have = n.Description.Platform.Architecture
-		case len(k) > len(nodeLabels) && strings.HasPrefix(lk, nodeLabels):
-			have = n.Spec.Labels[k[len(nodeLabels):]] // "" when missing, as in swarmkit
-		case len(k) > len(engineLabels) && strings.HasPrefix(lk, engineLabels):
-			have = n.Description.Engine.Labels[k[len(engineLabels):]]
-		default:
-			unknown = append(unknown, c)
-			continue
-		}
-		if strings.EqualFold(have, v) != (op == "==") {
-			match = false
-		}
-	}
-	return match, unknown, nil
-}
-
-const (
-	nodeLabels   = "node.labels."
-	engineLabels = "engine.labels."
-)
-
-// ipMatches reports whether addr, a node's address, is want (an address)
-// or within it (a CIDR subnet). swarmkit places a task whose node.ip is
-// neither on no node, so that is an error here.
-func ipMatches(want, addr string) (bool, error) {
-	ip := net.ParseIP(addr)
-	if w := net.ParseIP(want); w != nil {
-		return w.Equal(ip), nil
-	}
-	if _, subnet, err := net.ParseCIDR(want); err == nil {
-		return subnet.Contains(ip), nil
-	}
-	return false, fmt.Errorf("%q is neither an IP address nor a CIDR subnet: Swarm places the task on no node", want)
 }
 
 // Swarm's own rules for names (swarmkit's manager/controlapi): a service or

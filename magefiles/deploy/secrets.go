@@ -325,6 +325,7 @@ func secretUsers(ctx context.Context, api serviceLister, stack string) (map[stri
 // made, and which services use it. Never a value: the Engine API does not
 // give them back.
 func (s *Session) ListSecrets(ctx context.Context, w io.Writer) error {
+	s.Ready(ctx)
 	versions, err := listVersions(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
@@ -372,6 +373,7 @@ func (s *Session) ListSecrets(ctx context.Context, w io.Writer) error {
 // (a restore in progress may need an older version). With dryRun it only
 // says what it would remove.
 func (s *Session) PruneSecrets(ctx context.Context, keep int, dryRun bool) error {
+	s.Ready(ctx)
 	if keep < 1 {
 		return Refused(fmt.Errorf("-keep=%d: keep at least the newest version, which the next deploy uses", keep))
 	}
@@ -458,6 +460,7 @@ func (s *Session) CheckSecretName(name string) error {
 // SetSecret creates the next version of the environment's logical secret
 // name.
 func (s *Session) SetSecret(ctx context.Context, name string, v secret.Value) (SecretVersion, error) {
+	s.Ready(ctx)
 	if err := s.CheckSecretName(name); err != nil {
 		return SecretVersion{}, err
 	}

@@ -72,6 +72,10 @@ type Session struct {
 	EnvFile  *envfile.File // for the records
 	API      Engine
 	Endpoint endpoint.Endpoint
+	// Choose, when set, picks the manager to use among the environment's
+	// endpoints (the first that answers as one), before the first call;
+	// its notes say which it passed over.
+	Choose func(ctx context.Context) (endpoint.Endpoint, []string)
 	Registry resolver
 	Auth     authFunc
 	Git      Git
@@ -99,6 +103,25 @@ type Session struct {
 	// refused (DEPLOY_LOCK_WAIT; 0, refuse at once): CI sets it so that two
 	// pipelines meeting on one environment queue instead of failing.
 	LockWait time.Duration
+}
+
+// failover picks the manager to use, once, and says which it passed over.
+// Read-only targets call it first; a change calls it in its endpoint check.
+func (s *Session) failover(ctx context.Context) []string {
+	if s.Choose == nil {
+		return nil
+	}
+	ep, notes := s.Choose(ctx)
+	s.Endpoint, s.Choose = ep, nil
+	return notes
+}
+
+// Ready picks the manager a read-only target uses and says so when it had
+// to pass one over.
+func (s *Session) Ready(ctx context.Context) {
+	for _, n := range s.failover(ctx) {
+		fmt.Fprintln(s.Out, "endpoint:", n)
+	}
 }
 
 func (s *Session) bg() context.Context {
@@ -163,7 +186,11 @@ func Open(ctx context.Context, s Setup, name string) (*Session, *endpoint.Connec
 	}
 	reg := newRegistry(env.Image, s.Getenv, authn.DefaultKeychain)
 	d := &Session{
-		Env: env, Envs: file.Environments, EnvFile: file, API: conn.Client, Endpoint: conn.Endpoint,
+		Env: env, Envs: file.Environments, EnvFile: file, API: conn, Endpoint: conn.Endpoint,
+		Choose: func(ctx context.Context) (endpoint.Endpoint, []string) {
+			notes := conn.Choose(ctx)
+			return conn.Endpoint, notes
+		},
 		Registry: reg,
 		Auth:     reg.EncodedAuth,
 		Git:      git,

@@ -25,6 +25,7 @@ import (
 // desired and of the current spec, Swarm's update state and the nodes its
 // tasks run on; then the last change and the lock.
 func (s *Session) Status(ctx context.Context, w io.Writer) error {
+	s.Ready(ctx)
 	live, err := readLive(ctx, s.API, s.Env.Stack)
 	if err != nil {
 		return err
@@ -48,7 +49,7 @@ func (s *Session) Status(ctx context.Context, w io.Writer) error {
 				return err
 			}
 			img := ImageOf(svc.Spec)
-			desired := converge.DesiredTasks(obs.Service, obs.UpToDate)
+			desired := converge.DesiredTasks(obs.Service, obs.UpToDate, obs.Nodes)
 			running, current := 0, 0
 			cur := map[string]bool{}
 			for _, t := range obs.UpToDate {

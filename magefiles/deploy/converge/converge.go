@@ -47,6 +47,7 @@ type Progress struct {
 	Failed  string // why it failed; "" while it has not
 	Line    string // app: 1/2 updated, 2/2 healthy (updating)
 	LastErr string // the most recent task error seen, for a deadline message
+	Lost    int    // tasks on nodes that are not ready
 }
 
 // Observation is what one poll sees of a service.
@@ -55,7 +56,13 @@ type Observation struct {
 	Gone     bool
 	Tasks    []swarm.Task // every task of the service
 	UpToDate []swarm.Task // tasks of the service's current spec (the engine's _up-to-date filter)
-	Now      time.Time
+	// Nodes are the Swarm's nodes by ID; nil when they could not be read
+	// (every task's node then counts as ready).
+	Nodes map[string]swarm.Node
+	Now   time.Time
+	// LostSince is when the wait first saw one of the service's tasks on
+	// a node that is not ready; zero while it has not.
+	LostSince time.Time
 }
 
 // Fail-fast thresholds. A task that fails several times in one deploy, a
@@ -70,7 +77,37 @@ const (
 	// this long and every task already matches the spec, Swarm saw nothing
 	// to replace.
 	noUpdateGrace = 5 * time.Second
+	// LostStall is how long a change waits, once a node with one of its
+	// tasks is down, for Swarm to run the replicas elsewhere. Swarm marks a
+	// node down after a few missed heartbeats (5 s each by default) and
+	// reschedules its tasks then; past this, it will not.
+	LostStall = 90 * time.Second
 )
+
+// lostNode says why a task's node cannot be trusted ("" when it can): it
+// is down, disconnected or unknown. Its tasks are neither running nor
+// stopping, whatever they were last reported as: the node cannot report
+// otherwise, and Swarm keeps them listed for hours.
+func (o Observation) lostNode(t swarm.Task) string {
+	if o.Nodes == nil || t.NodeID == "" {
+		return ""
+	}
+	n, ok := o.Nodes[t.NodeID]
+	if !ok {
+		return "node " + shortID(t.NodeID) + " (gone)"
+	}
+	if n.Status.State == swarm.NodeStateReady {
+		return ""
+	}
+	return fmt.Sprintf("node %s (%s)", nodeName(n), n.Status.State)
+}
+
+func nodeName(n swarm.Node) string {
+	if n.Description.Hostname != "" {
+		return n.Description.Hostname
+	}
+	return shortID(n.ID)
+}
 
 // Evaluate decides where w stands from one observation. It is pure, so
 // every Swarm state the deploy must not be fooled by is a table test.
@@ -85,14 +122,24 @@ func Evaluate(w Watch, o Observation) Progress {
 		return Progress{Failed: "the service disappeared", Line: w.Name + ": gone"}
 	}
 	svc := o.Service
+	if m := svc.Spec.Mode; m.ReplicatedJob != nil || m.GlobalJob != nil {
+		return evaluateJob(w, o)
+	}
 	upToDate := map[string]bool{}
 	for _, t := range o.UpToDate {
 		upToDate[t.ID] = true
 	}
 	var updated, healthy, oldRunning, stopping, failures int
 	var lastErr, unplaceable string
+	var lost []string
 	for _, t := range o.Tasks {
 		current := upToDate[t.ID]
+		if where := o.lostNode(t); where != "" {
+			if t.DesiredState == swarm.TaskStateRunning || t.Status.State == swarm.TaskStateRunning {
+				lost = append(lost, "task "+shortID(t.ID)+" on "+where)
+			}
+			continue
+		}
 		running := t.DesiredState == swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning
 		if running {
 			// Swarm reports a task with a health check running only once
@@ -140,7 +187,7 @@ func Evaluate(w Watch, o Observation) Progress {
 			}
 		}
 	}
-	desired := DesiredTasks(svc, o.UpToDate)
+	desired := DesiredTasks(svc, o.UpToDate, o.Nodes)
 	st := svc.UpdateStatus
 	state := ""
 	ours := false
@@ -152,8 +199,21 @@ func Evaluate(w Watch, o Observation) Progress {
 	if state != "" && (ours || w.Restore) {
 		line += " (" + state + ")"
 	}
-	p := Progress{Line: line, LastErr: lastErr}
+	if len(lost) > 0 {
+		line += fmt.Sprintf("; %d on a node that is not ready, left for Swarm to replace: %s", len(lost), strings.Join(lost, ", "))
+	}
+	p := Progress{Line: line, LastErr: lastErr, Lost: len(lost)}
 	countsOK := updated == desired && oldRunning == 0 && stopping == 0
+	// Swarm's update can wait forever on a task of a node that is gone.
+	// When the spec's replicas run on nodes that are ready, the change is
+	// done whatever Swarm's update says; when they do not for LostStall,
+	// it will not be.
+	servesElsewhere := countsOK && len(lost) > 0
+	if len(lost) > 0 && !countsOK && !o.LostSince.IsZero() && o.Now.Sub(o.LostSince) >= LostStall {
+		p.Failed = fmt.Sprintf("only %d of %d tasks of the spec run on ready nodes %s after a node went down (%s): Swarm did not run them elsewhere",
+			updated, desired, LostStall, strings.Join(lost, ", "))
+		return p
+	}
 
 	if w.Restore {
 		switch {
@@ -163,6 +223,8 @@ func Evaluate(w Watch, o Observation) Progress {
 			p.Failed = "no node can run the task: " + unplaceable
 		case failures >= maxTaskFailures:
 			p.Failed = fmt.Sprintf("%d tasks failed, the last: %s", failures, lastErr)
+		case servesElsewhere:
+			p.Done = true
 		case st != nil && (st.State == swarm.UpdateStateUpdating || st.State == swarm.UpdateStateRollbackStarted):
 		default:
 			p.Done = countsOK
@@ -185,6 +247,8 @@ func Evaluate(w Watch, o Observation) Progress {
 		p.Failed = "no node can run the new task: " + unplaceable
 	case failures >= maxTaskFailures:
 		p.Failed = fmt.Sprintf("%d new tasks failed, the last: %s", failures, lastErr)
+	case servesElsewhere:
+		p.Done = true
 	case ours:
 		p.Done = st.State == swarm.UpdateStateCompleted && countsOK
 	case w.Rolling:
@@ -194,6 +258,48 @@ func Evaluate(w Watch, o Observation) Progress {
 		p.Done = countsOK && o.Now.Sub(w.Applied) >= noUpdateGrace
 	default:
 		p.Done = countsOK
+	}
+	return p
+}
+
+// evaluateJob judges a service in job mode by its completions: done when
+// as many tasks of its spec have completed as it asks for, failed when its
+// tasks fail, never done while one is pending or running.
+func evaluateJob(w Watch, o Observation) Progress {
+	want := 0
+	switch m := o.Service.Spec.Mode; {
+	case m.ReplicatedJob != nil && m.ReplicatedJob.TotalCompletions != nil:
+		want = int(min(*m.ReplicatedJob.TotalCompletions, 1<<31))
+	case m.ReplicatedJob != nil:
+		want = 1
+	default:
+		for _, n := range o.Nodes {
+			if Eligible(o.Service.Spec, n) {
+				want++
+			}
+		}
+		want = max(want, 1)
+	}
+	var done, failures int
+	var lastErr string
+	for _, t := range o.UpToDate {
+		switch t.Status.State {
+		case swarm.TaskStateComplete:
+			done++
+		case swarm.TaskStateFailed, swarm.TaskStateRejected:
+			failures++
+			lastErr = TaskError(t)
+		}
+	}
+	p := Progress{Line: fmt.Sprintf("%s: %d/%d completed (a job)", w.Name, done, want), LastErr: lastErr}
+	restarts := o.Service.Spec.TaskTemplate.RestartPolicy
+	switch {
+	case failures > 0 && restarts != nil && restarts.Condition == swarm.RestartPolicyConditionNone:
+		p.Failed = "the job failed: " + lastErr
+	case failures >= maxTaskFailures:
+		p.Failed = fmt.Sprintf("%d tasks of the job failed, the last: %s", failures, lastErr)
+	default:
+		p.Done = done >= want
 	}
 	return p
 }
@@ -212,13 +318,26 @@ func orUnknown(s string) string {
 	return s
 }
 
-// DesiredTasks is how many tasks of the current spec should run.
-func DesiredTasks(svc swarm.Service, upToDate []swarm.Task) int {
+// DesiredTasks is how many tasks of the current spec should run: the
+// replicas, or for a global service one per eligible node (every ready,
+// active node its placement allows: a recreated global service is not done
+// while one of them has no task yet). nodes nil: as many as Swarm made.
+func DesiredTasks(svc swarm.Service, upToDate []swarm.Task, nodes map[string]swarm.Node) int {
 	if r := svc.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
 		return int(min(*r.Replicas, 1<<31)) // no Swarm runs more tasks
 	}
-	// Global: one per eligible node, which is the number of current tasks
-	// Swarm wants running.
+	if r := svc.Spec.Mode.Replicated; r != nil {
+		return 1
+	}
+	if nodes != nil {
+		n := 0
+		for _, node := range nodes {
+			if Eligible(svc.Spec, node) {
+				n++
+			}
+		}
+		return n
+	}
 	n := 0
 	for _, t := range upToDate {
 		if t.DesiredState == swarm.TaskStateRunning {
@@ -257,13 +376,14 @@ func shortID(id string) string {
 	return id
 }
 
-// Observer reads services and their tasks.
+// Observer reads services, their tasks and the nodes they run on.
 type Observer interface {
 	ServiceInspect(ctx context.Context, id string, options client.ServiceInspectOptions) (client.ServiceInspectResult, error)
 	TaskList(ctx context.Context, options client.TaskListOptions) (client.TaskListResult, error)
+	NodeList(ctx context.Context, options client.NodeListOptions) (client.NodeListResult, error)
 }
 
-// Observe reads one service and its tasks.
+// Observe reads one service, its tasks and the Swarm's nodes.
 func Observe(ctx context.Context, api Observer, id string) (Observation, error) {
 	o := Observation{Now: time.Now()}
 	r, err := api.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
@@ -286,6 +406,13 @@ func Observe(ctx context.Context, api Observer, id string) (Observation, error) 
 		return o, fmt.Errorf("tasks of service %s: %w", id, err)
 	}
 	o.Tasks, o.UpToDate = all.Items, cur.Items
+	// Only a manager lists nodes; without them every node counts as ready.
+	if ns, err := api.NodeList(ctx, client.NodeListOptions{}); err == nil {
+		o.Nodes = map[string]swarm.Node{}
+		for _, n := range ns.Items {
+			o.Nodes[n.ID] = n
+		}
+	}
 	return o, nil
 }
 
@@ -348,6 +475,7 @@ func Wait(ctx context.Context, api Observer, watches []Watch, o Options) error {
 	defer cancel()
 	last := make([]Progress, len(watches))
 	done := make([]bool, len(watches))
+	lostSince := make([]time.Time, len(watches))
 	blip := Blip{Window: o.Blip}
 	deadlineErr := func() error {
 		var waiting []string
@@ -388,7 +516,14 @@ func Wait(ctx context.Context, api Observer, watches []Watch, o Options) error {
 				break // wait a poll, then ask again
 			}
 			blip.OK()
+			obs.LostSince = lostSince[i]
 			p := Evaluate(w, obs)
+			switch {
+			case p.Lost == 0:
+				lostSince[i] = time.Time{}
+			case lostSince[i].IsZero():
+				lostSince[i] = obs.Now
+			}
 			if p.Line != last[i].Line {
 				fmt.Fprintf(o.Out, "  [%3.0fs] %s\n", time.Since(start).Seconds(), p.Line)
 			}

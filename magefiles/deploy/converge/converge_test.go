@@ -35,6 +35,27 @@ func TestEvaluate(t *testing.T) {
 	existing := map[string]bool{"oldA": true, "oldB": true}
 	update := Watch{Name: "app", Rolling: true, Before: &earlier, Applied: t0, Existing: existing}
 
+	// Several nodes: w2 is down; its tasks are still listed as Swarm last
+	// heard of them.
+	node := func(id string, state swarm.NodeState) swarm.Node {
+		return swarm.Node{ID: id, Description: swarm.NodeDescription{Hostname: id},
+			Status: swarm.NodeStatus{State: state}, Spec: swarm.NodeSpec{Availability: swarm.NodeAvailabilityActive}}
+	}
+	nodes := map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": node("w1", swarm.NodeStateReady), "w2": node("w2", swarm.NodeStateDown)}
+	on := func(t swarm.Task, n string) swarm.Task { t.NodeID = n; return t }
+	three := uint64(3)
+	svc3 := func(state swarm.UpdateState, started *time.Time) swarm.Service {
+		s := svc(state, started, "")
+		s.Spec.Mode.Replicated.Replicas = &three
+		return s
+	}
+	oldC, newC := task("oldC", run, run, ""), task("newC", run, run, "")
+	deadOld := on(task("oldW2", shut, run, ""), "w2") // told to stop; its node cannot say it did
+	global := swarm.Service{Spec: swarm.ServiceSpec{Mode: swarm.ServiceMode{Global: &swarm.GlobalService{}}}}
+	one := uint64(1)
+	job := swarm.Service{Spec: swarm.ServiceSpec{Mode: swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{TotalCompletions: &one}},
+		TaskTemplate: swarm.TaskSpec{RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}}}}
+
 	tests := []struct {
 		name    string
 		w       Watch
@@ -195,6 +216,71 @@ func TestEvaluate(t *testing.T) {
 			done: true,
 		},
 		{
+			name: "a task on a down node is neither healthy nor stopping: the restore is done",
+			w:    Watch{Name: "app", Restore: true},
+			o: Observation{Now: t0, Service: svc3(swarm.UpdateStateRollbackCompleted, &ours), Nodes: nodes,
+				Tasks:    []swarm.Task{on(oldA, "m1"), on(oldB, "w1"), on(oldC, "m1"), deadOld},
+				UpToDate: []swarm.Task{on(oldA, "m1"), on(oldB, "w1"), on(oldC, "m1")}},
+			done:    true,
+			lineHas: "3/3 updated, 3/3 healthy (rollback_completed); 1 on a node that is not ready, left for Swarm to replace: task oldW2 on node w2 (down)",
+		},
+		{
+			name: "Swarm's update waits on a task of a down node, but the spec serves elsewhere: done",
+			w:    update,
+			o: Observation{Now: t0.Add(40 * time.Second), Service: svc3(swarm.UpdateStateUpdating, &ours), Nodes: nodes,
+				Tasks:    []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(newC, "m1"), deadOld},
+				UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(newC, "m1")}},
+			done:    true,
+			lineHas: "3/3 updated, 3/3 healthy (updating); 1 on a node that is not ready",
+		},
+		{
+			name: "a node went down mid-update, Swarm has not run the replica elsewhere yet: wait",
+			w:    update,
+			o: Observation{Now: t0.Add(40 * time.Second), LostSince: t0.Add(30 * time.Second), Service: svc3(swarm.UpdateStateUpdating, &ours), Nodes: nodes,
+				Tasks:    []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")},
+				UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")}},
+			lineHas: "2/3 updated, 2/3 healthy (updating)",
+		},
+		{
+			name: "...and it never does: fail, naming the node and the task",
+			w:    update,
+			o: Observation{Now: t0.Add(30*time.Second + LostStall), LostSince: t0.Add(30 * time.Second), Service: svc3(swarm.UpdateStateUpdating, &ours), Nodes: nodes,
+				Tasks:    []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")},
+				UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")}},
+			failed: "only 2 of 3 tasks of the spec run on ready nodes 1m30s after a node went down (task newW2 on node w2 (down))",
+		},
+		{
+			name: "a recreated global service is not done before every eligible node has its task",
+			w:    Watch{Name: "agent", Restore: true},
+			o: Observation{Now: t0, Service: global, Nodes: map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": node("w1", swarm.NodeStateReady)},
+				Tasks: []swarm.Task{on(newA, "m1")}, UpToDate: []swarm.Task{on(newA, "m1")}},
+			lineHas: "1/2 updated",
+		},
+		{
+			name: "...and is when it has",
+			w:    Watch{Name: "agent", Restore: true},
+			o: Observation{Now: t0, Service: global, Nodes: map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": node("w1", swarm.NodeStateReady)},
+				Tasks: []swarm.Task{on(newA, "m1"), on(newB, "w1")}, UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1")}},
+			done: true,
+		},
+		{
+			name: "a job is done when it completed",
+			w:    Watch{Name: "seed"},
+			o:    Observation{Now: t0, Service: job, UpToDate: []swarm.Task{task("j1", swarm.TaskStateComplete, swarm.TaskStateComplete, "")}},
+			done: true, lineHas: "seed: 1/1 completed (a job)",
+		},
+		{
+			name: "a job still running is not done",
+			w:    Watch{Name: "seed"},
+			o:    Observation{Now: t0, Service: job, UpToDate: []swarm.Task{task("j1", swarm.TaskStateComplete, swarm.TaskStateRunning, "")}},
+		},
+		{
+			name:   "a job that failed fails the change",
+			w:      Watch{Name: "seed"},
+			o:      Observation{Now: t0, Service: job, UpToDate: []swarm.Task{task("j1", swarm.TaskStateComplete, swarm.TaskStateFailed, "exit 1")}},
+			failed: "the job failed: failed: exit 1",
+		},
+		{
 			name:   "a service that disappears under an update",
 			w:      update,
 			o:      Observation{Gone: true},
@@ -235,6 +321,10 @@ func (f *flakyObserver) TaskList(context.Context, client.TaskListOptions) (clien
 	return client.TaskListResult{}, nil
 }
 
+func (f *flakyObserver) NodeList(context.Context, client.NodeListOptions) (client.NodeListResult, error) {
+	return client.NodeListResult{}, nil
+}
+
 // An endpoint that stops answering for a moment is waited for; one that
 // stays silent longer than Blip fails the wait, naming why.
 func TestWaitRidesOutABlip(t *testing.T) {
@@ -264,6 +354,11 @@ func (hangingObserver) ServiceInspect(ctx context.Context, _ string, _ client.Se
 func (hangingObserver) TaskList(ctx context.Context, _ client.TaskListOptions) (client.TaskListResult, error) {
 	<-ctx.Done()
 	return client.TaskListResult{}, ctx.Err()
+}
+
+func (hangingObserver) NodeList(ctx context.Context, _ client.NodeListOptions) (client.NodeListResult, error) {
+	<-ctx.Done()
+	return client.NodeListResult{}, ctx.Err()
 }
 
 // A call the endpoint never answers is cut at the deadline: the wait ends

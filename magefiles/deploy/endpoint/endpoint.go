@@ -5,6 +5,7 @@ package endpoint
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/docker/cli/cli/connhelper"
 	dockercontext "github.com/docker/cli/cli/context/docker"
 	"github.com/docker/cli/cli/context/store"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/magefiles/deploy/envfile"
@@ -57,18 +59,60 @@ func (e Endpoint) String() string {
 // Connection is an engine client for one environment. Close it: it removes
 // any key it wrote to a temporary file.
 type Connection struct {
-	*client.Client
-	Endpoint Endpoint
-	cleanup  func()
+	*client.Client // the chosen manager's: the first candidate's until Choose
+	Endpoint       Endpoint
+	candidates     []candidate
+	cleanup        func()
+	sshFlags       []string
 }
 
-// Close closes the client and removes temporary credentials.
+type candidate struct {
+	cli *client.Client
+	ep  Endpoint
+}
+
+// Close closes the clients and removes temporary credentials.
 func (c *Connection) Close() error {
-	err := c.Client.Close()
+	var err error
+	for _, cand := range c.candidates {
+		if e := cand.cli.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
 	if c.cleanup != nil {
 		c.cleanup()
 	}
 	return err
+}
+
+// chooseTimeout bounds how long one manager may take to answer before
+// the next one is tried.
+var chooseTimeout = 10 * time.Second
+
+// Choose makes the first candidate that answers as a Swarm manager the
+// connection's, when the environment names several; notes say which were
+// passed over and why. When none answers, the first stays chosen, and the
+// change's own check says why it does not answer.
+func (c *Connection) Choose(ctx context.Context) (notes []string) {
+	if len(c.candidates) < 2 {
+		return nil
+	}
+	for _, cand := range c.candidates {
+		cctx, cancel := context.WithTimeout(ctx, chooseTimeout)
+		info, err := cand.cli.Info(cctx, client.InfoOptions{})
+		cancel()
+		switch {
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("%s does not answer: %s", cand.ep.Host, Cause(err)))
+		case info.Info.Swarm.LocalNodeState != swarm.LocalNodeStateActive || !info.Info.Swarm.ControlAvailable:
+			notes = append(notes, fmt.Sprintf("%s is not a Swarm manager (node state %s)", cand.ep.Host, info.Info.Swarm.LocalNodeState))
+		default:
+			c.Client, c.Endpoint = cand.cli, cand.ep
+			return notes
+		}
+	}
+	c.Client, c.Endpoint = c.candidates[0].cli, c.candidates[0].ep
+	return notes
 }
 
 // Prefix is where an environment's connection variables start: DEPLOY_ for
@@ -92,14 +136,39 @@ func Prefix(env string, target bool) string {
 // environment says insecure_tcp (never a protected one).
 func Connect(env *envfile.Environment, target bool, getenv func(string) string) (*Connection, error) {
 	prefix := Prefix(env.Name, target)
-	ep := Endpoint{Host: env.Endpoint, Source: "environments file", Context: env.Context}
+	hosts, source := env.Managers(), "environments file"
 	if h := getenv(prefix + "HOST"); h != "" {
-		ep = Endpoint{Host: h, Source: prefix + "HOST"}
-		if err := envfile.CheckEndpoint(h); err != nil {
-			return nil, fmt.Errorf("%sHOST: %w", prefix, err)
+		// A comma-separated list names several managers, as endpoints: does.
+		hosts, source = strings.Split(h, ","), prefix+"HOST"
+		for _, host := range hosts {
+			if host == "" {
+				return nil, fmt.Errorf("%sHOST: an empty endpoint in %q", prefix, h)
+			}
+			if err := envfile.CheckEndpoint(host); err != nil {
+				return nil, fmt.Errorf("%sHOST: %w", prefix, err)
+			}
 		}
 	}
-	conn := &Connection{Endpoint: ep}
+	conn := &Connection{}
+	for _, host := range hosts {
+		ep := Endpoint{Host: host, Source: source}
+		if source == "environments file" {
+			ep.Context = env.Context
+		}
+		cli, err := newClient(env, ep, prefix, getenv, conn)
+		if err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		conn.candidates = append(conn.candidates, candidate{cli: cli, ep: ep})
+	}
+	conn.Client, conn.Endpoint = conn.candidates[0].cli, conn.candidates[0].ep
+	return conn, nil
+}
+
+// newClient makes the client of one endpoint. An ssh key is written once,
+// for all of them, and removed by conn's Close.
+func newClient(env *envfile.Environment, ep Endpoint, prefix string, getenv func(string) string, conn *Connection) (*client.Client, error) {
 	opts := []client.Opt{client.WithHTTPClient(httpClient(nil))}
 	switch {
 	case ep.Context != "":
@@ -117,14 +186,15 @@ func Connect(env *envfile.Environment, target bool, getenv func(string) string) 
 			opts = append(opts, client.WithHost(client.DefaultDockerHost))
 		}
 	case strings.HasPrefix(ep.Host, "ssh://"):
-		flags, cleanup, err := sshFlags(prefix, getenv)
-		if err != nil {
-			return nil, err
+		if conn.cleanup == nil {
+			flags, cleanup, err := sshFlags(prefix, getenv)
+			if err != nil {
+				return nil, err
+			}
+			conn.cleanup, conn.sshFlags = cleanup, flags
 		}
-		conn.cleanup = cleanup
-		helper, err := connhelper.GetConnectionHelperWithSSHOpts(ep.Host, flags)
+		helper, err := connhelper.GetConnectionHelperWithSSHOpts(ep.Host, conn.sshFlags)
 		if err != nil {
-			cleanup()
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Host, err)
 		}
 		hc := httpClient(nil)
@@ -148,13 +218,9 @@ func Connect(env *envfile.Environment, target bool, getenv func(string) string) 
 	}
 	c, err := client.New(opts...)
 	if err != nil {
-		if conn.cleanup != nil {
-			conn.cleanup()
-		}
 		return nil, fmt.Errorf("docker client for %s: %w", ep, err)
 	}
-	conn.Client = c
-	return conn, nil
+	return c, nil
 }
 
 // httpClient is the transport every connection uses: a bounded wait for

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,5 +283,65 @@ func TestLocalEngine(t *testing.T) {
 	}
 	if _, err := d.Ping(t.Context(), client.PingOptions{}); err != nil && strings.Contains(err.Error(), "lookup") {
 		t.Errorf("the default socket was dialled as a host name: %v", err)
+	}
+}
+
+// fakeManager serves an engine's /info on a unix socket: a manager, or a
+// worker when worker is set.
+func fakeManager(t *testing.T, worker bool) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "engine.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := `{"ServerVersion":"fake","Swarm":{"LocalNodeState":"active","ControlAvailable":true}}`
+	if worker {
+		info = `{"ServerVersion":"fake","Swarm":{"LocalNodeState":"active","ControlAvailable":false}}`
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/info") {
+			_, _ = w.Write([]byte(info))
+		}
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "unix://" + sock
+}
+
+// An environment of several managers fails over to the first that answers
+// as a manager, and says which it passed over and why.
+func TestChooseFailsOver(t *testing.T) {
+	down := "unix://" + filepath.Join(t.TempDir(), "gone.sock")
+	worker, manager := fakeManager(t, true), fakeManager(t, false)
+	env := &envfile.Environment{Name: "prod", Endpoints: []string{down, worker, manager}}
+	c, err := Connect(env, true, getenvMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Endpoint.Host != down {
+		t.Fatalf("before Choose the first is chosen, got %s", c.Endpoint.Host)
+	}
+	notes := c.Choose(t.Context())
+	if c.Endpoint.Host != manager {
+		t.Fatalf("chose %s, want the manager %s (notes %q)", c.Endpoint.Host, manager, notes)
+	}
+	if len(notes) != 2 || !strings.Contains(notes[0], "does not answer: no such socket") || !strings.Contains(notes[1], "is not a Swarm manager") {
+		t.Errorf("notes %q", notes)
+	}
+	if _, err := c.Info(t.Context(), client.InfoOptions{}); err != nil {
+		t.Errorf("calls go to the chosen manager: %v", err)
+	}
+	// DEPLOY_HOST may list several too.
+	d, err := Connect(&envfile.Environment{Name: "prod"}, true, getenvMap(map[string]string{"DEPLOY_HOST": down + "," + manager}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Choose(t.Context()); d.Endpoint.Host != manager || d.Endpoint.Source != "DEPLOY_HOST" {
+		t.Errorf("DEPLOY_HOST's list: chose %+v", d.Endpoint)
 	}
 }

@@ -41,7 +41,12 @@ type Environment struct {
 	// names a Docker context instead. DEPLOY_HOST, when set, overrides both
 	// for the environment being deployed.
 	Endpoint string `yaml:"endpoint"`
-	Context  string `yaml:"context"`
+	// Endpoints names several managers of one Swarm instead, tried in
+	// order: a change uses the first that answers as a manager, and says
+	// which. The lock and the records are in the Swarm's Raft store, so any
+	// manager has them.
+	Endpoints []string `yaml:"endpoints"`
+	Context   string   `yaml:"context"`
 	// InsecureTCP lets a tcp:// endpoint that is not on loopback go without
 	// TLS. Everything the deploy sends, secret values included, then
 	// crosses the network in clear: only for a network you trust, and
@@ -123,6 +128,15 @@ const (
 	DefaultSmokeTimeout  = 30 * time.Second
 	DefaultNotifyTimeout = 5 * time.Second
 )
+
+// Managers are the endpoints a change may use, in the order it tries them:
+// Endpoints, or Endpoint alone ("" for this machine's engine).
+func (e *Environment) Managers() []string {
+	if len(e.Endpoints) > 0 {
+		return e.Endpoints
+	}
+	return []string{e.Endpoint}
+}
 
 // MaxHold is the longest a change to e can hold its lock while still
 // working: the pending-migrations job (at most 2m), then up to four waits
@@ -225,11 +239,19 @@ func Parse(r io.Reader, path, root string) (Environments, error) {
 		default:
 			stacks[e.Stack] = name
 		}
-		if e.Endpoint != "" && e.Context != "" {
-			fail(name, "context: set endpoint or context, not both")
+		switch {
+		case e.Endpoint != "" && e.Context != "", len(e.Endpoints) > 0 && e.Context != "":
+			fail(name, "context: set endpoint (or endpoints) or context, not both")
+		case e.Endpoint != "" && len(e.Endpoints) > 0:
+			fail(name, "endpoints: set endpoint or endpoints, not both")
 		}
 		if err := CheckEndpoint(e.Endpoint); err != nil {
 			fail(name, "endpoint: %v", err)
+		}
+		for i, ep := range e.Endpoints {
+			if err := CheckEndpoint(ep); err != nil || ep == "" {
+				fail(name, "endpoints[%d]: %v", i, cmpOr(fmt.Sprint(err), "empty"))
+			}
 		}
 		if e.InsecureTCP && e.Protected {
 			fail(name, "insecure_tcp: a protected environment's endpoint always uses TLS")

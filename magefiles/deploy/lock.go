@@ -11,8 +11,19 @@ import (
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
+// History writes the environment's records, newest first.
+func (s *Session) History(ctx context.Context, w io.Writer) error {
+	s.Ready(ctx)
+	records, err := ledger.History{API: s.API, Stack: s.Env.Stack}.List(ctx)
+	if err != nil {
+		return err
+	}
+	return ledger.Print(w, records)
+}
+
 // ShowLock writes who holds the environment's lock, or that it is free.
 func (s *Session) ShowLock(ctx context.Context, w io.Writer) error {
+	s.Ready(ctx)
 	held, err := ledger.Lock{API: s.API, Stack: s.Env.Stack}.Read(ctx)
 	switch {
 	case err != nil:
@@ -29,6 +40,7 @@ func (s *Session) ShowLock(ctx context.Context, w io.Writer) error {
 // younger, by the manager's clock, than the longest a working change may
 // hold it (Environment.MaxHold). A dry run says whom it would break.
 func (s *Session) Unlock(ctx context.Context, force, dryRun bool) error {
+	s.Ready(ctx)
 	lock := ledger.Lock{API: s.API, Stack: s.Env.Stack}
 	if dryRun {
 		held, err := lock.Read(ctx)
