@@ -293,25 +293,19 @@ func dropNoops(rs []replacement) []replacement {
 	return slices.DeleteFunc(rs, func(r replacement) bool { return r.old == r.new })
 }
 
-// kindProbe marks a rule that only counts: the new identity found where
-// it does not stand for this service.
+// kindProbe marks a rule that only counts: the new name found where it
+// does not stand for this service.
 const kindProbe Kind = "probe"
 
-// collisionProbe finds the new name and module path where they already
-// mean something else: there this run changes nothing, but a later run
-// renaming from them could not tell them apart. Nil when there is nothing
-// to probe for.
+// collisionProbe finds the new name where it already means something else
+// (a word the code uses, say): this run changes nothing there, but a later
+// rename from the new name could not tell those apart. Nil when the name
+// does not change.
 func collisionProbe(reps []replacement, from []Identity, to Identity) (*rewriter, error) {
-	var probes []replacement
-	if !slices.ContainsFunc(from, func(id Identity) bool { return id.Name == to.Name }) {
-		probes = append(probes, replacement{kind: kindProbe, old: to.Name, new: to.Name, bound: nameBound})
-	}
-	if !slices.ContainsFunc(from, func(id Identity) bool { return id.Module == to.Module }) {
-		probes = append(probes, replacement{kind: kindProbe, old: to.Module, new: to.Module, bound: moduleBound})
-	}
-	if len(probes) == 0 {
+	if slices.ContainsFunc(from, func(id Identity) bool { return id.Name == to.Name }) {
 		return nil, nil
 	}
+	probes := []replacement{{kind: kindProbe, old: to.Name, new: to.Name, bound: nameBound}}
 	var protected []replacement
 	for _, k := range kept {
 		protected = append(protected, replacement{old: k.Text, new: k.Text, bound: exactBound})

@@ -314,3 +314,29 @@ func TestInitWithANameThatContainsTheOldOne(t *testing.T) {
 		t.Errorf("docker-compose.yml:\n%s", got)
 	}
 }
+
+// What a run cannot fix it says: the new name already meaning something
+// else, and tool modules a module copy (gonew) left out.
+func TestInitWarns(t *testing.T) {
+	repo := fixture(t)
+	writeFile(t, filepath.Join(repo.Dir, "zoo.txt"), "the quokka-house and the quokka\n")
+	repo.Git("rm", "-q", "-r", "tools")
+	repo.Git("add", "-A")
+	repo.Git("commit", "-q", "-m", "zoo")
+	out, err := initIn(t, repo.Dir, quokka, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		`warning: "quokka" already appears in 1 file(s) meaning something else (zoo.txt (2))`,
+		"warning: tools/go.mod is missing",
+		"warning: tools/actionlint/go.mod is missing",
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+	if got := readFile(t, repo.Dir, "zoo.txt"); got != "the quokka-house and the quokka\n" {
+		t.Errorf("zoo.txt changed: %q", got)
+	}
+}
