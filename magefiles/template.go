@@ -33,9 +33,10 @@ func (Template) Init(ctx context.Context, module string,
 	if v := deref(productionHost); v != "" {
 		o.Endpoints["production"] = v
 	}
-	// Ask only a person: from CI or a pipe, what no flag gives stays a
-	// marked placeholder.
-	if term.IsTerminal(int(os.Stdin.Fd())) {
+	// Ask only a person, and not for a dry run: from CI or a pipe, what
+	// no flag gives stays a marked placeholder.
+	dry := dryRun != nil && *dryRun
+	if term.IsTerminal(int(os.Stdin.Fd())) && !dry {
 		in := bufio.NewReader(os.Stdin)
 		o.Ask = func(question, def string) (string, error) {
 			fmt.Fprintf(os.Stderr, "%s [%s]: ", question, def)
@@ -43,7 +44,7 @@ func (Template) Init(ctx context.Context, module string,
 			return strings.TrimSpace(line), err
 		}
 	}
-	return template.Init(ctx, ".", o, dryRun != nil && *dryRun, os.Stdout)
+	return template.Init(ctx, ".", o, dry, os.Stdout)
 }
 
 func deref(s *string) string {

@@ -153,7 +153,7 @@ func Make(ctx context.Context, root string, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	collisions := map[Kind][]string{}
+	var collisions []string // files where the new name already means something else
 	for _, f := range files {
 		if path.Base(f) == "go.sum" {
 			continue // checksums of dependencies: never this module, never edited by hand
@@ -183,7 +183,7 @@ func Make(ctx context.Context, root string, o Options) (*Plan, error) {
 			_, found := probe.rewrite(f, string(data))
 			for h, n := range found {
 				if h.kind == kindProbe {
-					collisions[Kind(h.old)] = append(collisions[Kind(h.old)], fmt.Sprintf("%s (%d)", f, n))
+					collisions = append(collisions, fmt.Sprintf("%s (%d)", f, n))
 				}
 			}
 		}
@@ -202,10 +202,9 @@ func Make(ctx context.Context, root string, o Options) (*Plan, error) {
 	slices.SortFunc(p.Edits, func(a, b Edit) int {
 		return cmpEdits(a, b)
 	})
-	for _, probed := range slices.Sorted(maps.Keys(collisions)) {
-		where := collisions[probed]
+	if len(collisions) > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%q already appears in %d file(s) meaning something else (%s): left alone now, but renaming this service again later would change those too",
-			string(probed), len(where), strings.Join(firstN(where, 3), ", ")))
+			to.Name, len(collisions), strings.Join(firstN(collisions, 3), ", ")))
 	}
 	for _, mod := range []string{lint.ToolsModfile, lint.ActionlintModfile} {
 		if _, err := os.Stat(filepath.Join(root, mod)); os.IsNotExist(err) {
@@ -376,6 +375,9 @@ func (p *Plan) decideImages(envs []environment, current Identity, o Options) ([]
 			}
 		}
 		if base == "" {
+			if o.Registry != "" {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("-registry: %s's image %s is not named after the service; left as it is", strings.Join(users[image], ", "), image))
+			}
 			continue // named otherwise: the user's choice
 		}
 		newBase, source := base, "kept"
