@@ -109,7 +109,10 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	// The copy's tests run as a developer's unit run would, whatever this
+	// run was asked to require or allow (CI sets these).
+	cmd.Env = append(os.Environ(), "TEST_REQUIRE_DOCKER=", "TEST_SWARM=", "TEST_COMPOSE=")
+	cmd.Env = append(cmd.Env, env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

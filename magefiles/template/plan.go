@@ -250,10 +250,15 @@ func identityRules(from []Identity, to Identity) (reps, protected []replacement)
 		if owner := path.Dir(id.Module); owner != "." {
 			name.notAfter = []string{path.Base(owner) + "/"}
 		}
-		reps = append(reps, replacement{kind: KindModule, old: id.Module, new: to.Module, bound: moduleBound}, name)
+		reps = append(reps,
+			replacement{kind: KindModule, old: id.Module, new: to.Module, bound: moduleBound},
+			// A repository's clone URL: https://<module path>.git.
+			replacement{kind: KindModule, old: id.Module + ".git", new: to.Module + ".git", bound: moduleBound},
+			name)
 	}
 	protected = []replacement{
 		{kind: KindModule, old: to.Module, new: to.Module, bound: moduleBound},
+		{kind: KindModule, old: to.Module + ".git", new: to.Module + ".git", bound: moduleBound},
 		{kind: KindName, old: to.Name, new: to.Name, bound: nameBound},
 	}
 	return dropNoops(reps), protected

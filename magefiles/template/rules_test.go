@@ -45,6 +45,7 @@ func TestRewrite(t *testing.T) {
 		{name: "nested module", file: "tools/go.mod", in: "module " + m + "/tools\n", want: "module example.net/qa/quokka/tools\n"},
 		{name: "ldflags", file: "Dockerfile", in: "-X " + m + "/app/internal/buildinfo.Version=${VERSION}", want: "-X example.net/qa/quokka/app/internal/buildinfo.Version=${VERSION}"},
 		{name: "source URL", file: "Dockerfile", in: "ARG SOURCE=https://" + m, want: "ARG SOURCE=https://example.net/qa/quokka"},
+		{name: "clone URL", file: "README.md", in: "git clone https://" + m + ".git", want: "git clone https://example.net/qa/quokka.git"},
 		{name: "another module sharing the prefix", file: "go.mod", in: "require " + m + "-client v1.0.0", want: "require " + m + "-client v1.0.0"},
 		{name: "compose project", file: "docker-compose.yml", in: "name: " + n + "\n", want: "name: quokka\n"},
 		{name: "stacks", file: "deploy/environments.yml", in: "stack: " + n + "-staging\nstack: " + n + "\n", want: "stack: quokka-staging\nstack: quokka\n"},
@@ -85,7 +86,7 @@ func TestRewriteTwiceWhenNewContainsOld(t *testing.T) {
 	to := Identity{Module: Origin.Module + "/v2", Name: Origin.Name + "-api"}
 	w := testRewriter(t, to)
 	lines := func(id Identity) string {
-		return strings.Join([]string{"module " + id.Module, `import "` + id.Module + `/app"`, "stack: " + id.Name + "-staging", "name: " + id.Name}, "\n")
+		return strings.Join([]string{"module " + id.Module, `import "` + id.Module + `/app"`, "git clone https://" + id.Module + ".git", "stack: " + id.Name + "-staging", "name: " + id.Name}, "\n")
 	}
 	once, counts := w.rewrite("go.mod", lines(Origin))
 	want := lines(to)
@@ -93,7 +94,7 @@ func TestRewriteTwiceWhenNewContainsOld(t *testing.T) {
 		t.Fatalf("first run:\n%s\nwant:\n%s", once, want)
 	}
 	if n := counts[hit{KindModule, Origin.Module, to.Module}]; n != 2 {
-		t.Errorf("module path replaced %d times, want 2", n)
+		t.Errorf("module path replaced %d times, want 2 (and the clone URL once)", n)
 	}
 	if twice, counts := w.rewrite("go.mod", once); twice != once || len(counts) != 0 {
 		t.Errorf("second run changed it (%v):\n%s", counts, twice)
