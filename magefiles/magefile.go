@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/magefile/mage/mg"
+	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/magefiles/cmdline"
 	"github.com/fractionate/service-template/magefiles/deploy"
@@ -52,15 +53,26 @@ func Lint(ctx context.Context) error {
 	return runner.RunAll(ctx, exec(), lint.Checks())
 }
 
-// Run starts the service locally; unless a database is configured, it starts a Postgres container for it.
+// Run starts the service locally; unless a database is configured (DATABASE_URL, .env or a secret), it starts a Postgres container for it.
 func Run(ctx context.Context) error {
+	// Without a database configured anywhere run can see, it will need
+	// Docker for its Postgres: find out before compiling, not after.
+	var cli *client.Client
+	if where := devdb.ConfiguredOutside(os.Getenv, os.ReadFile); where == "" {
+		c, err := dockerEngine(ctx)
+		if err != nil {
+			return devdb.NoEngine(dockerHost(), err)
+		}
+		defer c.Close()
+		cli = c
+	}
 	bin, err := buildApp(ctx)
 	if err != nil {
 		return err
 	}
 	// Ask the service itself whether a database is configured, from any of
-	// its layers (.env, environment, secrets).
-	cfgJSON, err := runner.Output(ctx, runner.Command(bin, "config"))
+	// its layers (.env, environment, secrets): its answer decides.
+	cfgJSON, err := runner.Brief{What: "read the service's configuration"}.Output(ctx, runner.Command(bin, "config"))
 	if err != nil {
 		return err
 	}
@@ -70,31 +82,42 @@ func Run(ctx context.Context) error {
 	}
 	var env []string
 	if !configured {
-		cli, err := dockerEngine(ctx)
-		if err != nil {
-			return err
+		if cli == nil {
+			c, err := dockerEngine(ctx)
+			if err != nil {
+				return devdb.NoEngine(dockerHost(), err)
+			}
+			defer c.Close()
+			cli = c
 		}
-		defer cli.Close()
 		wd, err := os.Getwd()
 		if err != nil {
 			return err
 		}
+		fmt.Fprintln(os.Stderr, "run: no database configured, so a Postgres container serves (set DATABASE_URL to use a database of your own)")
 		url, err := devdb.Ensure(ctx, cli, devdb.ContainerName(wd), envOr("POSTGRES_IMAGE", devdb.DefaultImage), os.Stderr)
 		if err != nil {
 			return err
 		}
 		env = append(env, "DATABASE_URL="+url)
 	}
-	r := exec()
-	if err := r.Run(ctx, runner.Command(bin, "migrate", "up").WithEnv(env...)); err != nil {
+	if err := (runner.Brief{What: "apply the migrations"}).Run(ctx, runner.Command(bin, "migrate", "up").WithEnv(env...)); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "starting the service (its address is in the 'listening' log line); Ctrl-C stops it")
-	err = r.Run(ctx, runner.Command(bin, "serve").WithEnv(env...))
+	err = runner.Brief{What: "the service stopped", Stream: true}.Run(ctx, runner.Command(bin, "serve").WithEnv(env...))
 	if runner.Stopped(ctx, err) {
 		return nil // Ctrl-C, and the service shut down cleanly
 	}
 	return err
+}
+
+// dockerHost is the engine the Docker client dials.
+func dockerHost() string {
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return h
+	}
+	return client.DefaultDockerHost
 }
 
 // buildApp compiles the service for this machine into bin/app.

@@ -75,7 +75,7 @@ type Session struct {
 	// Choose, when set, picks the manager to use among the environment's
 	// endpoints (the first that answers as one), before the first call;
 	// its notes say which it passed over.
-	Choose func(ctx context.Context) (endpoint.Endpoint, []string)
+	Choose   func(ctx context.Context) (endpoint.Endpoint, []string)
 	Registry resolver
 	Auth     authFunc
 	Git      Git
