@@ -50,6 +50,7 @@ var targetTable = []cmdline.Target{
 	{Name: "secrets:prune", Args: []cmdline.Arg{{Name: "env", Type: "string"}}, Flags: map[string]string{"dryrun": "bool", "keep": "int"}},
 	{Name: "secrets:rotate", Args: []cmdline.Arg{{Name: "env", Type: "string"}, {Name: "name", Type: "string"}}, Flags: map[string]string{"dryrun": "bool"}},
 	{Name: "secrets:set", Args: []cmdline.Arg{{Name: "env", Type: "string"}, {Name: "name", Type: "string"}}},
+	{Name: "template:init", Args: []cmdline.Arg{{Name: "module", Type: "string"}}, Flags: map[string]string{"dryrun": "bool", "name": "string", "productionhost": "string", "registry": "string", "staginghost": "string"}},
 	{Name: "test"},
 	{Name: "test:e2e"},
 	{Name: "test:integration"},

@@ -18,7 +18,7 @@ import (
 // Template makes this repository a new service.
 type Template mg.Namespace
 
-// Init renames the module path and the service's name everywhere they stand for this service, and points the environments at your registry and Swarm managers; refuses uncommitted changes; -dryrun prints the edits.
+// Renames the module path and the service's name everywhere they stand for this service, and points the environments at your registry and Swarm managers; refuses uncommitted changes; -dryrun prints the edits.
 func (Template) Init(ctx context.Context, module string,
 	name *string, // the service's name; default: the module path's last element
 	registry *string, // where the environments pull the image from, like ghcr.io/acme
