@@ -5,10 +5,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 	"github.com/fractionate/service-template/magefiles/deploy/notify"
@@ -74,7 +78,8 @@ func (s *Session) Run(ctx context.Context, c Change) error {
 	if c.Registry != nil {
 		c.Registry(ctx, cs)
 	}
-	if _, ok := s.checkManager(ctx, cs); !ok {
+	managerStart, ok := s.checkManager(ctx, cs)
+	if !ok {
 		cs.NotRun("lock", "needs the endpoint")
 		cs.Print(s.Out)
 		return cs.Refusal(string(c.Action))
@@ -143,6 +148,7 @@ func (s *Session) Run(ctx context.Context, c Change) error {
 	}
 
 	// 6. Record and tell.
+	rec.Nodes = s.nodesStarted(applied, managerStart)
 	out := decide(applyErr, applied.Changed(), panicked, restoreErr)
 	rec.Result, rec.Duration = out.Result, time.Since(start)
 	if applyErr != nil {
@@ -218,6 +224,38 @@ func (s *Session) newRecord(c Change, t *Target, start time.Time) ledger.Record 
 		rec.Version, rec.Digest = appRelease(t.Desired, s.Env.Image)
 	}
 	return rec
+}
+
+// nodesStarted are the hostnames of the nodes on which the services a
+// changed got tasks since the change began (by the manager's clock).
+func (s *Session) nodesStarted(a *Applied, since time.Time) []string {
+	ctx, cancel := s.cleanup()
+	defer cancel()
+	ns, err := s.API.NodeList(ctx, client.NodeListOptions{})
+	if err != nil {
+		return nil
+	}
+	names := map[string]string{}
+	for _, n := range ns.Items {
+		names[n.ID] = n.Description.Hostname
+	}
+	seen := map[string]bool{}
+	for _, name := range a.Names() {
+		id := a.IDs[name]
+		if id == "" {
+			continue
+		}
+		ts, err := s.API.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", id)})
+		if err != nil {
+			continue
+		}
+		for _, t := range ts.Items {
+			if t.NodeID != "" && !t.CreatedAt.Before(since) {
+				seen[cmpOr(names[t.NodeID], short(t.NodeID, 12))] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // errPanic marks a change that panicked half-way: what it changed cannot

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +124,7 @@ func TestDeployConverges(t *testing.T) {
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("records %v %v", rs, err)
 	}
-	if r := rs[0]; r.Result != ledger.Succeeded || r.Digest != digestV3 || r.EnvFile != "deploy/other.yml" || r.EnvFileSHA256 != "abc123" {
+	if r := rs[0]; r.Result != ledger.Succeeded || r.Digest != digestV3 || r.EnvFile != "deploy/other.yml" || r.EnvFileSHA256 != "abc123" || !slices.Equal(r.Nodes, []string{"manager1"}) {
 		t.Errorf("record %+v", r)
 	}
 	if names := api.ConfigNames(); len(names) != 1 {

@@ -32,10 +32,12 @@ func (s *Session) Status(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "Environment %s, stack %s, through %s\n\n", s.Env.Name, s.Env.Stack, s.Endpoint)
 	nodes := map[string]string{}
-	if ns, err := s.API.NodeList(ctx, client.NodeListOptions{}); err == nil {
-		for _, n := range ns.Items {
-			nodes[n.ID] = n.Description.Hostname
-		}
+	ns, err := s.API.NodeList(ctx, client.NodeListOptions{})
+	if err != nil {
+		return fmt.Errorf("list the Swarm's nodes: %w", err)
+	}
+	for _, n := range ns.Items {
+		nodes[n.ID] = n.Description.Hostname
 	}
 	if len(live.Services) == 0 {
 		fmt.Fprintln(w, "No service is deployed.")
@@ -80,6 +82,9 @@ func (s *Session) Status(ctx context.Context, w io.Writer) error {
 		}
 		fmt.Fprintln(w, "\nRUNNING counts tasks Swarm reports running; a task with a health check is running only once it passed. CURRENT counts those of the service's current spec.")
 		s.printSchema(ctx, w, live)
+	}
+	if err := s.printNodes(ctx, w, ns.Items, live); err != nil {
+		return err
 	}
 	records, err := ledger.History{API: s.API, Stack: s.Env.Stack}.List(ctx)
 	if err != nil {
@@ -190,4 +195,41 @@ func appPort(env *envfile.Environment, name string, spec swarm.ServiceSpec) int 
 		}
 	}
 	return envfile.DefaultSmokePort
+}
+
+// printNodes lists every node of the Swarm: role, availability, state,
+// engine, address, and which of the stack's tasks it runs.
+func (s *Session) printNodes(ctx context.Context, w io.Writer, nodes []swarm.Node, live *Live) error {
+	on := map[string][]string{}
+	for _, name := range slices.Sorted(maps.Keys(live.Services)) {
+		ts, err := s.API.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", live.Services[name].ID).Add("desired-state", "running")})
+		if err != nil {
+			return fmt.Errorf("tasks of %s: %w", name, err)
+		}
+		for _, t := range ts.Items {
+			task := fmt.Sprintf("%s.%d", name, t.Slot)
+			if t.Slot == 0 {
+				task = name // global
+			}
+			if t.Status.State != swarm.TaskStateRunning {
+				task += "(" + string(t.Status.State) + ")"
+			}
+			on[t.NodeID] = append(on[t.NodeID], task)
+		}
+	}
+	fmt.Fprintln(w, "\nNodes:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tID\tROLE\tAVAILABILITY\tSTATE\tENGINE\tADDRESS\tTASKS")
+	slices.SortFunc(nodes, func(a, b swarm.Node) int { return strings.Compare(a.Description.Hostname, b.Description.Hostname) })
+	for _, n := range nodes {
+		role := string(n.Spec.Role)
+		if n.ManagerStatus != nil && n.ManagerStatus.Leader {
+			role += " (leader)"
+		} else if n.ManagerStatus != nil && n.ManagerStatus.Reachability != swarm.ReachabilityReachable {
+			role += " (" + string(n.ManagerStatus.Reachability) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Description.Hostname, short(n.ID, 12), role, n.Spec.Availability,
+			n.Status.State, cmpOr(n.Description.Engine.EngineVersion, "-"), cmpOr(n.Status.Addr, "-"), cmpOr(strings.Join(on[n.ID], ", "), "-"))
+	}
+	return tw.Flush()
 }

@@ -92,6 +92,8 @@ type Record struct {
 	// repository's).
 	EnvFile       string `json:"env_file,omitempty"`
 	EnvFileSHA256 string `json:"env_file_sha256,omitempty"`
+	// Nodes are the hostnames of the nodes the change started tasks on.
+	Nodes []string `json:"nodes,omitempty"`
 	// Services is every service of the stack as the change left it (or,
 	// when it failed, as it meant to): what restores exactly this release.
 	// Specs name secrets, never hold their values.
@@ -233,7 +235,7 @@ func Print(w io.Writer, records []Record) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tWHEN\tACTION\tVERSION\tDIGEST\tRESULT\tDURATION\tWHO\tGIT\tNOTE")
+	fmt.Fprintln(tw, "#\tWHEN\tACTION\tVERSION\tDIGEST\tRESULT\tDURATION\tWHO\tGIT\tNODES\tNOTE")
 	for _, r := range records {
 		note := r.Reason
 		if r.Target != 0 {
@@ -242,8 +244,12 @@ func Print(w io.Writer, records []Record) error {
 		if r.Override != "" {
 			note = strings.TrimSpace(note + " override: " + r.Override)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Started.Local().Format("2006-01-02 15:04:05"),
-			r.Action, r.Version, ShortDigest(r.Digest), r.Result, r.Duration.Round(time.Second), r.Who, short(r.GitSHA, 7), note)
+		nodes := strings.Join(r.Nodes, ",")
+		if nodes == "" {
+			nodes = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Started.Local().Format("2006-01-02 15:04:05"),
+			r.Action, r.Version, ShortDigest(r.Digest), r.Result, r.Duration.Round(time.Second), r.Who, short(r.GitSHA, 7), nodes, note)
 	}
 	return tw.Flush()
 }

@@ -488,7 +488,7 @@ func (f *Engine) startTasks(s *swarm.Service) {
 	start := len(f.tasks)
 	for i := range n {
 		t := task{generation: s.Version.Index, Task: swarm.Task{
-			ID: f.id("task"), ServiceID: s.ID, Slot: i + 1, NodeID: nodes[i%len(nodes)].ID,
+			ID: f.id("task"), Meta: swarm.Meta{CreatedAt: f.now()}, ServiceID: s.ID, Slot: i + 1, NodeID: nodes[i%len(nodes)].ID,
 			DesiredState: desired, Status: swarm.TaskStatus{State: state, Timestamp: f.now()},
 		}}
 		if state == swarm.TaskStateFailed {
