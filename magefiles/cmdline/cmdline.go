@@ -61,8 +61,8 @@ func Check(args []string, targets []Target, aliases map[string]string) error {
 			if err := checkValue(a.Type, args[x]); err != nil {
 				return fmt.Errorf("%s: argument <%s> %q: %w", t.Name, a.Name, args[x], err)
 			}
-			if a.Type == "string" && strings.HasPrefix(args[x], "-") {
-				return fmt.Errorf("%s: argument <%s> is %q: flags go after the arguments (%s)", t.Name, a.Name, args[x], t.usage())
+			if a.Type == "string" && t.isFlag(args[x]) {
+				return fmt.Errorf("%s: argument <%s> is %q, one of its flags: flags go after the arguments (%s)", t.Name, a.Name, args[x], t.usage())
 			}
 			x++
 		}
@@ -90,6 +90,15 @@ func (t Target) usage() string {
 		return "no arguments"
 	}
 	return strings.Join(parts, " ")
+}
+
+// isFlag reports whether word is one of t's flags (-name or -name=value):
+// where an argument goes, that is a flag put too early, while "-1" is the
+// argument mage will pass on.
+func (t Target) isFlag(word string) bool {
+	name, _, _ := strings.Cut(strings.TrimPrefix(word, "-"), "=")
+	_, ok := t.Flags[strings.ToLower(name)]
+	return strings.HasPrefix(word, "-") && ok
 }
 
 func (t Target) checkFlag(word string) error {

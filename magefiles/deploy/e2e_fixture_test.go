@@ -46,23 +46,24 @@ import (
 const e2ePrefix = dockertest.E2EPrefix
 
 type fixture struct {
-	cli      *client.Client
-	tmp      string            // removed at the end
-	clone    string            // a git repository holding the working tree; the targets run here
-	bin      string            // the compiled mage targets
-	port     int               // the registry's
-	registry string            // 127.0.0.1:port
-	repo     string            // the app's repository in the registry
-	postgres string            // the Postgres image in the registry
-	images   map[string]string // release name -> tag@digest in repo
-	digests  map[string]string // release name -> digest
-	load     string            // the load client image
-	gwBridge bool              // docker_gwbridge existed before
-	initEnv  string            // environments file deploy:init ran with
-	outputs  bytes.Buffer      // everything the targets printed, for the canary check
-	mu       sync.Mutex
-	variants map[string]error // releases built on first use (release), by tag
-	vmu      sync.Mutex
+	cli       *client.Client
+	tmp       string            // removed at the end
+	clone     string            // a git repository holding the working tree; the targets run here
+	bin       string            // the compiled mage targets
+	port      int               // the registry's
+	registry  string            // 127.0.0.1:port
+	repo      string            // the app's repository in the registry
+	postgres  string            // the Postgres image in the registry
+	images    map[string]string // release name -> tag@digest in repo
+	digests   map[string]string // release name -> digest
+	load      string            // the load client image
+	gwBridge  bool              // docker_gwbridge existed before
+	initEnv   string            // environments file deploy:init ran with
+	outputs   bytes.Buffer      // everything the targets printed, for the canary check
+	mu        sync.Mutex
+	variants  map[string]error // releases built on first use (release), by tag
+	vmu       sync.Mutex
+	overrides sync.Once
 }
 
 var (
@@ -483,6 +484,9 @@ type envSpec struct {
 	// (the machine override breaks the production rules); such an
 	// environment can be planned here, not deployed.
 	Bare bool
+	// Endpoints are the managers to deploy through (a multi-node test
+	// bed's); this machine's engine when empty.
+	Endpoints []string
 }
 
 // machineOverride holds what only this machine needs: Postgres reached by
@@ -520,8 +524,11 @@ networks:
 // writeEnv writes an environments file holding envs and returns its path.
 func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 	fast, machine := filepath.Join(f.tmp, "swarm-test.yml"), filepath.Join(f.tmp, "swarm-machine.yml")
-	_ = os.WriteFile(fast, []byte(testOverride), 0o644)
-	_ = os.WriteFile(machine, []byte(machineOverride), 0o644)
+	// Once: tests running side by side read them while others write envs.
+	f.overrides.Do(func() {
+		_ = os.WriteFile(fast, []byte(testOverride), 0o644)
+		_ = os.WriteFile(machine, []byte(machineOverride), 0o644)
+	})
 	var b strings.Builder
 	b.WriteString("environments:\n")
 	for _, e := range envs {
@@ -530,6 +537,9 @@ func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 			override = machine
 		}
 		fmt.Fprintf(&b, "  %s:\n    stack: %s\n    image: %s\n    app_env: staging\n", e.Name, e.Stack, f.repo)
+		if len(e.Endpoints) > 0 {
+			fmt.Fprintf(&b, "    endpoints: [%s]\n", strings.Join(e.Endpoints, ", "))
+		}
 		fmt.Fprintf(&b, "    deadline: %s\n    history: 10\n    max_replicas: %d\n", cmp.Or(e.Deadline, "3m"), cmp.Or(e.MaxReplicas, 4))
 		if e.Bare {
 			b.WriteString("    files: [docker-compose.prod.yml")
@@ -640,18 +650,23 @@ func (f *fixture) removeStack(t testing.TB, stack string) {
 
 // Load is a load client running on a stack's network.
 type Load struct {
-	f  *fixture
-	id string
+	cli *client.Client
+	id  string
 }
 
-// startLoad starts the load client against the stack's app and waits
-// until its first requests succeed.
+// startLoad starts the load client against the stack's app.
 func (f *fixture) startLoad(t testing.TB, stack string) *Load {
+	return f.startLoadOn(t, f.cli, f.load, stack)
+}
+
+// startLoadOn starts the load client, image, in the engine of cli (a
+// multi-node test bed's manager, say), on the stack's network.
+func (f *fixture) startLoadOn(t testing.TB, cli *client.Client, image, stack string) *Load {
 	t.Helper()
 	ctx := t.Context()
-	r, err := f.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	r, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: "e2e-load-" + unique(),
-		Config: &container.Config{Image: f.load, Cmd: []string{
+		Config: &container.Config{Image: image, Cmd: []string{
 			"-url", "http://tasks.app:8080", "-rate", "60", "-slow", "4", "-slow-duration", "3s",
 		}},
 		HostConfig:       &container.HostConfig{},
@@ -660,11 +675,11 @@ func (f *fixture) startLoad(t testing.TB, stack string) *Load {
 	if err != nil {
 		t.Fatalf("create the load client: %v", err)
 	}
-	l := &Load{f: f, id: r.ID}
+	l := &Load{cli: cli, id: r.ID}
 	t.Cleanup(func() {
-		_, _ = f.cli.ContainerRemove(context.Background(), r.ID, client.ContainerRemoveOptions{Force: true})
+		_, _ = cli.ContainerRemove(context.Background(), r.ID, client.ContainerRemoveOptions{Force: true})
 	})
-	if _, err := f.cli.ContainerStart(ctx, r.ID, client.ContainerStartOptions{}); err != nil {
+	if _, err := cli.ContainerStart(ctx, r.ID, client.ContainerStartOptions{}); err != nil {
 		t.Fatalf("start the load client: %v", err)
 	}
 	return l
@@ -674,10 +689,10 @@ func (f *fixture) startLoad(t testing.TB, stack string) *Load {
 func (l *Load) Stop(t testing.TB) loadSummary {
 	t.Helper()
 	ctx := t.Context()
-	if _, err := l.f.cli.ContainerKill(ctx, l.id, client.ContainerKillOptions{Signal: "TERM"}); err != nil {
+	if _, err := l.cli.ContainerKill(ctx, l.id, client.ContainerKillOptions{Signal: "TERM"}); err != nil {
 		t.Fatalf("stop the load client: %v", err)
 	}
-	wait := l.f.cli.ContainerWait(ctx, l.id, client.ContainerWaitOptions{})
+	wait := l.cli.ContainerWait(ctx, l.id, client.ContainerWaitOptions{})
 	select {
 	case <-wait.Result:
 	case err := <-wait.Error:
@@ -685,7 +700,7 @@ func (l *Load) Stop(t testing.TB) loadSummary {
 	case <-time.After(time.Minute):
 		t.Fatal("the load client did not stop within a minute")
 	}
-	rc, err := l.f.cli.ContainerLogs(ctx, l.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	rc, err := l.cli.ContainerLogs(ctx, l.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		t.Fatal(err)
 	}
