@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -64,7 +65,12 @@ func (s *Session) apply(ctx context.Context, plan *Plan, live *Live, applied *Ap
 			return err
 		}
 		fmt.Fprintf(s.Out, "Waiting for %d service(s) to converge (deadline %s):\n", len(applied.Watches), s.Env.Deadline)
-		return converge.Wait(ctx, s.API, applied.Watches, co)
+		err := converge.Wait(ctx, s.API, applied.Watches, co)
+		var nf *converge.NodeFaultError
+		if errors.As(err, &nf) {
+			err = s.updateAgain(ctx, nf, changes, applied, co)
+		}
+		return err
 	}
 	if err := phase(deps); err != nil {
 		return err
@@ -96,6 +102,41 @@ func (s *Session) apply(ctx context.Context, plan *Plan, live *Live, applied *Ap
 	}
 	rec.Smoke = ledger.SmokePassed
 	return nil
+}
+
+// updateAgain is a change Swarm rolled back for a node's sake (the task it
+// blamed was on a node drained or lost mid-update), not the release's: it
+// waits for that rollback, sends the same update once more, and waits for
+// the phase again. A second failure stands.
+func (s *Session) updateAgain(ctx context.Context, nf *converge.NodeFaultError, changes []ServiceChange, applied *Applied, co converge.Options) error {
+	fmt.Fprintf(s.Out, "Swarm rolled %s back for a node's sake, not the release's (%s): letting the rollback finish, then updating again\n", nf.Watch.Name, nf.Why)
+	back := converge.Watch{Name: nf.Watch.Name, ID: nf.Watch.ID, Restore: true, Applied: time.Now()}
+	if err := converge.Wait(ctx, s.API, []converge.Watch{back}, co); err != nil {
+		return fmt.Errorf("%w; then Swarm's own rollback did not finish: %w", nf, err)
+	}
+	i := slices.IndexFunc(changes, func(c ServiceChange) bool { return c.Name == nf.Watch.Name })
+	if i < 0 || changes[i].Action != Update {
+		return nf
+	}
+	r, err := s.API.ServiceInspect(ctx, nf.Watch.ID, client.ServiceInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("%w; then: inspect %s: %w", nf, nf.Watch.Name, err)
+	}
+	w := converge.Watch{Name: nf.Watch.Name, ID: nf.Watch.ID, Rolling: true, Before: startedAt(r.Service)}
+	if w.Existing, err = taskIDs(ctx, s.API, nf.Watch.ID); err != nil {
+		return fmt.Errorf("%w; then: %w", nf, err)
+	}
+	if err := updateService(ctx, s.API, nf.Watch.ID, r.Service.Version, *changes[i].New, s.Auth); err != nil {
+		return fmt.Errorf("%w; then the update again: %w", nf, err)
+	}
+	w.Applied = time.Now()
+	fmt.Fprintf(s.Out, "  updated service %s_%s again\n", s.Env.Stack, nf.Watch.Name)
+	for j := range applied.Watches {
+		if applied.Watches[j].Name == w.Name {
+			applied.Watches[j] = w
+		}
+	}
+	return converge.Wait(ctx, s.API, applied.Watches, co)
 }
 
 // applyObjects creates the networks and configs the plan needs. They are

@@ -190,7 +190,7 @@ func (s *Session) lockForPreflight(ctx context.Context, c Change, cs *Checks) fu
 	default:
 		unlock, err := s.holdLock(ctx, string(c.Action)+" to "+s.Env.Name)
 		if err != nil {
-			cs.Add("lock", "", err)
+			cs.Add("lock", "", quorumError(err, "", 0))
 			return func() {}
 		}
 		cs.Add("lock", "taken", nil)

@@ -307,6 +307,26 @@ func TestLostQuorumIsRefused(t *testing.T) {
 	}
 }
 
+// Two of three managers unreachable: refused at preflight, however
+// promptly the surviving one still answers.
+func TestUnreachableManagersAreLostQuorum(t *testing.T) {
+	s, api, out := testSession(t, 0)
+	manager := func(id string, r swarm.Reachability) swarm.Node {
+		return swarm.Node{ID: id, Description: swarm.NodeDescription{Hostname: id}, Status: swarm.NodeStatus{State: swarm.NodeStateReady},
+			Spec: swarm.NodeSpec{Role: swarm.NodeRoleManager, Availability: swarm.NodeAvailabilityActive}, ManagerStatus: &swarm.ManagerStatus{Reachability: r}}
+	}
+	api.Nodes = []swarm.Node{manager("m1", swarm.ReachabilityReachable), manager("m2", swarm.ReachabilityUnreachable), manager("m3", swarm.ReachabilityUnreachable)}
+	err := s.Scale(t.Context(), "app", 1, false)
+	if exitCode(err) != ExitRefused || !strings.Contains(out.String(), "has lost quorum: 1 of its 3 managers are reachable") {
+		t.Fatalf("exit %d: %v\n%s", exitCode(err), err, out.String())
+	}
+	api.Nodes[1].ManagerStatus.Reachability = swarm.ReachabilityReachable
+	out.Reset()
+	if err := s.Scale(t.Context(), "app", 1, true); err != nil {
+		t.Fatalf("two of three reachable: %v\n%s", err, out.String())
+	}
+}
+
 // Several managers: the change says which it uses and which it passed over.
 func TestEndpointLineNamesTheFailover(t *testing.T) {
 	s, _, out := testSession(t, 0)

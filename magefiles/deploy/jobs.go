@@ -59,7 +59,7 @@ func (s *Session) runJob(ctx context.Context, base swarm.ServiceSpec, o JobOptio
 	return runJobOn(ctx, s.bg(), s.API, base, o)
 }
 
-// runJobOn runs base's image once as a Swarm replicated-job with base's
+// runJobOn runs base's image once as a one-task Swarm service with base's
 // networks, secrets, environment and placement, and args as its command,
 // under a name of its own (<stack>_<purpose>-<random>). It watches the
 // task itself, with a deadline (docker service create --detach=false hangs
@@ -77,7 +77,13 @@ func runJobOn(ctx, cleanup context.Context, api jobAPI, base swarm.ServiceSpec, 
 	spec := swarm.ServiceSpec{
 		Annotations:  swarm.Annotations{Name: o.name, Labels: labels},
 		TaskTemplate: base.TaskTemplate,
-		Mode:         swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}},
+		// One replica that is never restarted, not a replicated-job: Swarm
+		// forgets a finished job task without telling its node, so the
+		// exited container stays on whichever node ran it (a worker the
+		// endpoint cannot reach, say). A replica's task stays assigned
+		// until the service is removed, and its node removes the container
+		// then.
+		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
 	}
 	cs := *base.TaskTemplate.ContainerSpec
 	cs.Args = o.Args

@@ -51,8 +51,8 @@ func TestRunJob(t *testing.T) {
 			}
 			cs := job.TaskTemplate.ContainerSpec
 			switch {
-			case job.Mode.ReplicatedJob == nil:
-				t.Error("not a replicated job")
+			case job.Mode.Replicated == nil || *job.Mode.Replicated.Replicas != 1:
+				t.Errorf("mode %+v, want one replica (a replicated-job's container stays on its node)", job.Mode)
 			case !strings.HasPrefix(job.Name, "svc_migrate-") || len(job.Name) != len("svc_migrate-")+6:
 				t.Errorf("job name %q, want svc_migrate-<6 random characters>", job.Name)
 			case !slices.Equal(cs.Args, []string{"migrate", "status"}) || cs.Image != "r/app:v1" || !slices.Equal(cs.Env, []string{"APP_ENV=staging"}):

@@ -115,13 +115,24 @@ func (s *Session) checkManager(ctx context.Context, cs *Checks) (time.Time, bool
 		id = sw.Cluster.ID
 	}
 	// A manager answers for itself even when the Swarm has no leader; only
-	// a call that needs the Raft store tells. Nothing can change then.
-	if _, err := s.API.NodeList(ctx, client.NodeListOptions{}); err != nil {
-		if strings.Contains(err.Error(), "does not have a leader") || strings.Contains(err.Error(), "no elected") {
-			cs.Add("swarm", "", fmt.Errorf("Swarm %s has lost quorum: it has no leader, so more than half of its %d managers are unreachable; bring them back (or, with one surviving manager, docker swarm init --force-new-cluster there)", short(id, 12), sw.Managers))
-		} else {
-			cs.Add("swarm", "", fmt.Errorf("list the Swarm's nodes: %w", err))
+	// a call that needs the Raft store, or the managers' reachability,
+	// tells. Nothing can change then.
+	nodes, err := s.API.NodeList(ctx, client.NodeListOptions{})
+	if err != nil {
+		cs.Add("swarm", "", quorumError(fmt.Errorf("list the Swarm's nodes: %w", err), short(id, 12), sw.Managers))
+		return time.Time{}, false
+	}
+	managers, reachable := 0, 0
+	for _, n := range nodes.Items {
+		if n.ManagerStatus != nil {
+			managers++
+			if n.ManagerStatus.Reachability == swarm.ReachabilityReachable {
+				reachable++
+			}
 		}
+	}
+	if managers > 0 && reachable*2 <= managers {
+		cs.Add("swarm", "", fmt.Errorf("the Swarm %s has lost quorum: %d of its %d managers are reachable, and it needs more than half; %s", short(id, 12), reachable, managers, quorumFix))
 		return time.Time{}, false
 	}
 	cs.Add("swarm", fmt.Sprintf("manager of Swarm %s (%d managers, %d nodes)", short(id, 12), sw.Managers, sw.Nodes), nil)
@@ -304,4 +315,26 @@ func checkNetworks(d *Desired, live *Live, cs *Checks) {
 	case len(d.ExternalNetworks) > 0:
 		cs.Add("networks", "external "+strings.Join(d.ExternalNetworks, ", ")+" exist", nil)
 	}
+}
+
+const quorumFix = "bring the managers back (or, with one surviving manager, run docker swarm init --force-new-cluster there); nothing can change until then"
+
+// quorumError says plainly when err is a Swarm without a leader: its Raft
+// store takes no write and may answer no read.
+func quorumError(err error, swarmID string, managers int) error {
+	msg := err.Error()
+	for _, s := range []string{"does not have a leader", "no elected cluster leader", "lost leader status", "raft: failed to process the request"} {
+		if strings.Contains(msg, s) {
+			of := "its managers"
+			if managers > 0 {
+				of = fmt.Sprintf("its %d managers", managers)
+			}
+			which := "the Swarm"
+			if swarmID != "" {
+				which += " " + swarmID
+			}
+			return fmt.Errorf("%s has lost quorum: it has no leader, so more than half of %s are unreachable (%v); %s", which, of, err, quorumFix)
+		}
+	}
+	return err
 }

@@ -48,6 +48,10 @@ type Progress struct {
 	Line    string // app: 1/2 updated, 2/2 healthy (updating)
 	LastErr string // the most recent task error seen, for a deadline message
 	Lost    int    // tasks on nodes that are not ready
+	// NodeFault, with Failed, says the failure was a node's, not the
+	// release's: Swarm rolled the update back because the task it blamed
+	// was on a node drained or lost mid-update. Trying again is fair.
+	NodeFault string
 }
 
 // Observation is what one poll sees of a service.
@@ -236,6 +240,7 @@ func Evaluate(w Watch, o Observation) Progress {
 		switch st.State {
 		case swarm.UpdateStateRollbackStarted, swarm.UpdateStateRollbackPaused, swarm.UpdateStateRollbackCompleted:
 			p.Failed = "Swarm rolled the update back: " + orUnknown(st.Message) + taskCause(lastErr)
+			p.NodeFault = nodeFault(o, st.Message)
 			return p
 		case swarm.UpdateStatePaused:
 			p.Failed = "Swarm paused the update: " + orUnknown(st.Message) + taskCause(lastErr)
@@ -260,6 +265,32 @@ func Evaluate(w Watch, o Observation) Progress {
 		p.Done = countsOK
 	}
 	return p
+}
+
+// nodeFault reads the task Swarm's rollback message blames ("update
+// rolled back due to failure or early termination of task <id>") and says
+// why it is its node's doing, or "" when it is not (or cannot be told).
+func nodeFault(o Observation, msg string) string {
+	_, id, ok := strings.Cut(msg, "of task ")
+	if !ok {
+		return ""
+	}
+	id = strings.TrimSpace(id)
+	for _, t := range o.Tasks {
+		if t.ID != id {
+			continue
+		}
+		n, known := o.Nodes[t.NodeID]
+		switch {
+		case !known:
+			return ""
+		case n.Status.State != swarm.NodeStateReady:
+			return fmt.Sprintf("task %s was on node %s, which went %s during the update", shortID(id), nodeName(n), n.Status.State)
+		case n.Spec.Availability != swarm.NodeAvailabilityActive:
+			return fmt.Sprintf("task %s was stopped because node %s was set to %s during the update", shortID(id), nodeName(n), n.Spec.Availability)
+		}
+	}
+	return ""
 }
 
 // evaluateJob judges a service in job mode by its completions: done when
@@ -427,6 +458,18 @@ type Options struct {
 	Blip time.Duration
 }
 
+// NodeFaultError is a failed wait whose cause was a node (drained or lost
+// during the update), not the spec: the caller may let Swarm's rollback
+// finish and try the same update again.
+type NodeFaultError struct {
+	Watch Watch
+	Why   string
+	Err   error
+}
+
+func (e *NodeFaultError) Error() string { return e.Err.Error() + " (" + e.Why + ")" }
+func (e *NodeFaultError) Unwrap() error { return e.Err }
+
 // ErrDeadline is wrapped by Wait's error when the deadline passed.
 var ErrDeadline = errors.New("progress deadline exceeded")
 
@@ -529,7 +572,11 @@ func Wait(ctx context.Context, api Observer, watches []Watch, o Options) error {
 			}
 			last[i] = p
 			if p.Failed != "" {
-				return fmt.Errorf("%s: %s", w.Name, p.Failed)
+				err := fmt.Errorf("%s: %s", w.Name, p.Failed)
+				if p.NodeFault != "" {
+					return &NodeFaultError{Watch: w, Why: p.NodeFault, Err: err}
+				}
+				return err
 			}
 			done[i] = p.Done
 		}

@@ -62,6 +62,7 @@ func TestEvaluate(t *testing.T) {
 		o       Observation
 		done    bool
 		failed  string // substring of the failure; "" for none
+		fault   string // the node fault it is put down to; "" for none
 		lineHas string
 	}{
 		{
@@ -250,6 +251,32 @@ func TestEvaluate(t *testing.T) {
 			failed: "only 2 of 3 tasks of the spec run on ready nodes 1m30s after a node went down (task newW2 on node w2 (down))",
 		},
 		{
+			name: "Swarm rolled back because a drained node's task ended: the node's fault",
+			w:    update,
+			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
+				s := svc3(swarm.UpdateStateRollbackStarted, &ours)
+				s.UpdateStatus.Message = "update rolled back due to failure or early termination of task newW1"
+				return s
+			}(), Nodes: map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": func() swarm.Node {
+				n := node("w1", swarm.NodeStateReady)
+				n.Spec.Availability = swarm.NodeAvailabilityDrain
+				return n
+			}()},
+				Tasks: []swarm.Task{on(oldA, "m1"), on(task("newW1", shut, shut, ""), "w1")}},
+			failed: "Swarm rolled the update back",
+			fault:  "task newW1 was stopped because node w1 was set to drain during the update",
+		},
+		{
+			name: "a rollback for the release's own failing task is not a node's fault",
+			w:    update,
+			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
+				s := svc3(swarm.UpdateStateRollbackStarted, &ours)
+				s.UpdateStatus.Message = "update rolled back due to failure or early termination of task newA"
+				return s
+			}(), Nodes: nodes, Tasks: []swarm.Task{on(task("newA", shut, swarm.TaskStateFailed, "exit 1"), "m1")}},
+			failed: "Swarm rolled the update back",
+		},
+		{
 			name: "a recreated global service is not done before every eligible node has its task",
 			w:    Watch{Name: "agent", Restore: true},
 			o: Observation{Now: t0, Service: global, Nodes: map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": node("w1", swarm.NodeStateReady)},
@@ -298,6 +325,9 @@ func TestEvaluate(t *testing.T) {
 				t.Errorf("failed: %s; want no failure", p.Failed)
 			case tt.failed != "" && !strings.Contains(p.Failed, tt.failed):
 				t.Errorf("failed = %q, want it to say %q", p.Failed, tt.failed)
+			}
+			if p.NodeFault != tt.fault {
+				t.Errorf("node fault %q, want %q", p.NodeFault, tt.fault)
 			}
 			if tt.lineHas != "" && !strings.Contains(p.Line, tt.lineHas) {
 				t.Errorf("line %q, want %q", p.Line, tt.lineHas)

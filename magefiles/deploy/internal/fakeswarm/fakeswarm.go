@@ -473,6 +473,13 @@ func (f *Engine) startTasks(s *swarm.Service) {
 	}
 	n, state, desired := 1, swarm.TaskStateRunning, swarm.TaskStateRunning
 	switch m := s.Spec.Mode; {
+	case isOneShot(s.Spec):
+		// A task run once (RunJob's): it ends as JobState, its desired
+		// state staying running as Swarm keeps it.
+		n, state = 1, f.JobState
+		if state == "" {
+			state = swarm.TaskStateComplete
+		}
 	case m.Replicated != nil && m.Replicated.Replicas != nil:
 		n = int(*m.Replicated.Replicas) //nolint:gosec // test sizes
 	case m.Global != nil:
@@ -482,6 +489,7 @@ func (f *Engine) startTasks(s *swarm.Service) {
 		if state == "" {
 			state = swarm.TaskStateComplete
 		}
+
 	}
 	nodes := f.nodes()
 	var made []*swarm.Task
@@ -503,6 +511,12 @@ func (f *Engine) startTasks(s *swarm.Service) {
 	if f.OnChange != nil {
 		f.OnChange(s, made)
 	}
+}
+
+// isOneShot is a service whose one task is never restarted.
+func isOneShot(spec swarm.ServiceSpec) bool {
+	rp := spec.TaskTemplate.RestartPolicy
+	return rp != nil && rp.Condition == swarm.RestartPolicyConditionNone && spec.Mode.Replicated != nil
 }
 
 // TaskList honours the service and _up-to-date filters.
