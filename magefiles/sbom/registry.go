@@ -114,7 +114,11 @@ func descriptorOf(l v1.Layer, mt types.MediaType) (v1.Descriptor, error) {
 // document is checked against its digest as it is read.
 func Find(ctx context.Context, subject name.Digest, opts ...remote.Option) ([]Artifact, error) {
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
-	idx, err := remote.Referrers(subject, append(opts, remote.WithFilter("artifactType", MediaType))...)
+	// No artifactType filter: some registries (go-containerregistry's own
+	// among them) report the configuration's media type, the empty one
+	// here, instead of the manifest's artifactType, and the filter would
+	// drop the SBOM. The manifest itself is checked instead.
+	idx, err := remote.Referrers(subject, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("list what refers to %s: %w", subject, err)
 	}
@@ -124,19 +128,32 @@ func Find(ctx context.Context, subject name.Digest, opts ...remote.Option) ([]Ar
 	}
 	var found []Artifact
 	for _, d := range im.Manifests {
-		if d.ArtifactType != MediaType {
-			continue
+		if d.ArtifactType != MediaType && d.ArtifactType != string(emptyMediaType) && d.ArtifactType != "" {
+			continue // a signature, an attestation: not ours to read
 		}
-		a, err := fetch(subject.Context().Digest(d.Digest.String()), subject, opts)
+		a, ok, err := fetch(subject.Context().Digest(d.Digest.String()), subject, opts)
 		if err != nil {
 			return found, err
 		}
-		found = append(found, a)
+		if ok {
+			found = append(found, a)
+		}
 	}
 	return found, nil
 }
 
-func fetch(ref name.Digest, subject name.Digest, opts []remote.Option) (Artifact, error) {
+// fetch reads the artifact at ref; ok is false when it is not an SBOM.
+func fetch(ref name.Digest, subject name.Digest, opts []remote.Option) (Artifact, bool, error) {
+	a, err := fetchSBOM(ref, subject, opts)
+	if errors.Is(err, errNotSBOM) {
+		return Artifact{}, false, nil
+	}
+	return a, err == nil, err
+}
+
+var errNotSBOM = errors.New("not an SBOM")
+
+func fetchSBOM(ref name.Digest, subject name.Digest, opts []remote.Option) (Artifact, error) {
 	img, err := remote.Image(ref, opts...)
 	if err != nil {
 		return Artifact{}, fmt.Errorf("read the SBOM %s: %w", ref, err)
@@ -144,6 +161,9 @@ func fetch(ref name.Digest, subject name.Digest, opts []remote.Option) (Artifact
 	m, err := img.Manifest()
 	if err != nil {
 		return Artifact{}, fmt.Errorf("read the SBOM %s: %w", ref, err)
+	}
+	if m.ArtifactType != MediaType {
+		return Artifact{}, errNotSBOM
 	}
 	// The index is only a hint: the manifest itself must name the subject.
 	if m.Subject == nil || m.Subject.Digest.String() != subject.DigestStr() {
