@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -114,4 +115,44 @@ func KeyID(pub crypto.PublicKey) string {
 		return "unknown key"
 	}
 	return fmt.Sprintf("key %x", skid[:8])
+}
+
+// Key file names, as cosign names them.
+const (
+	PrivateKeyFile = "cosign.key"
+	PublicKeyFile  = "cosign.pub"
+)
+
+// WriteKeyPair generates a key pair (GenerateKeyPair) and writes it to dir
+// as cosign.key (mode 0600) and cosign.pub. It never overwrites a key.
+func WriteKeyPair(dir string, password secret.Value) (privatePath, publicPath string, err error) {
+	privatePath, publicPath = filepath.Join(dir, PrivateKeyFile), filepath.Join(dir, PublicKeyFile)
+	for _, p := range []string{privatePath, publicPath} {
+		if _, err := os.Lstat(p); err == nil {
+			return "", "", fmt.Errorf("%s exists: move it away first (a key is never overwritten)", p)
+		}
+	}
+	priv, pub, err := GenerateKeyPair(password)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	// O_EXCL: a file that appeared since the check is not overwritten either.
+	f, err := os.OpenFile(privatePath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := f.Write(priv); err != nil {
+		_ = f.Close()
+		return "", "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(publicPath, pub, 0o644); err != nil {
+		return "", "", err
+	}
+	return privatePath, publicPath, nil
 }

@@ -278,3 +278,24 @@ func TestKeys(t *testing.T) {
 }
 
 var timeZero time.Time
+
+func TestWriteKeyPair(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub, err := WriteKeyPair(dir, secret.New("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(priv); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, %v; want mode 0600", priv, fi, err)
+	}
+	if _, _, err := LoadVerifier(pub); err != nil {
+		t.Errorf("public key file: %v", err)
+	}
+	before, _ := os.ReadFile(priv)
+	if _, _, err := WriteKeyPair(dir, secret.New("pw")); err == nil || !strings.Contains(err.Error(), "never overwritten") {
+		t.Errorf("second keygen: err = %v", err)
+	}
+	if after, _ := os.ReadFile(priv); string(after) != string(before) {
+		t.Error("the key was overwritten")
+	}
+}
