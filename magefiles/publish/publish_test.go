@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/fractionate/service-template/internal/secret"
@@ -23,7 +25,7 @@ import (
 
 // tinyBuild is a Built of a small Go program (standard library only), as
 // BuildImage would give it, without an engine.
-func tinyBuild(t *testing.T, repository string) dockerimage.Built {
+func tinyBuild(t *testing.T, repository, version string) dockerimage.Built {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range map[string]string{
@@ -40,7 +42,7 @@ func tinyBuild(t *testing.T, repository string) dockerimage.Built {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	stamp := dockerimage.Stamp{Version: "v1.0.0", Commit: "abc", Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+	stamp := dockerimage.Stamp{Version: version, Commit: "abc", Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 	img, err := dockerimage.Assemble(filepath.Join(dir, "app"), stamp, dockerimage.HostPlatform())
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +69,7 @@ func TestPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	repository := startRegistry(t) + "/acme/api"
-	built := tinyBuild(t, repository)
+	built := tinyBuild(t, repository, "v1.0.0")
 
 	// Signed: what a protected environment's preflight accepts.
 	res, err := Publish(ctx, built, Options{Signer: signer})
@@ -92,7 +94,7 @@ func TestPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bom.Metadata.Component.Name != "example.com/tiny" || bom.Metadata.Timestamp != "2025-01-02T03:04:05Z" {
+	if c := bom.Metadata.Component; c.Name != "example.com/tiny" || c.Version != "v1.0.0" || bom.Metadata.Timestamp != "2025-01-02T03:04:05Z" {
 		t.Errorf("SBOM subject %+v at %s", bom.Metadata.Component, bom.Metadata.Timestamp)
 	}
 }
@@ -104,7 +106,7 @@ func TestPublishUnsignedThenSign(t *testing.T) {
 	priv, pub, _ := signature.GenerateKeyPair(secret.New("pw"))
 	signer, _ := signature.LoadSigner(priv, secret.New("pw"))
 	repository := startRegistry(t) + "/acme/api"
-	res, err := Publish(ctx, tinyBuild(t, repository), Options{})
+	res, err := Publish(ctx, tinyBuild(t, repository, "v1.0.0"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +128,37 @@ func TestPublishUnsignedThenSign(t *testing.T) {
 	}
 	if _, err := signature.Verify(ctx, res.Image.String(), signature.Policy{Key: string(pub)}); err != nil {
 		t.Errorf("after image:sign: %v", err)
+	}
+}
+
+// "Which of these images contain module M, at which version": from their
+// SBOMs; an image without one says so.
+func TestLookup(t *testing.T) {
+	ctx := context.Background()
+	repository := startRegistry(t) + "/acme/api"
+	res, err := Publish(ctx, tinyBuild(t, repository, "v1.0.0"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := tinyBuild(t, repository, "v1.0.1") // another image
+	bare.Refs = dockerimage.Refs(repository, []string{"bare"})
+	pushed, err := dockerimage.PushImage(ctx, bare.Image, bare.Refs, dockerimage.Credentials{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bareDigest, err := name.NewDigest(repository + "@" + pushed[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := sbom.Lookup(ctx, []name.Digest{res.Image, bareDigest}, "stdlib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 2 || !found[0].HasSBOM || found[0].Version != runtime.Version() || found[1].HasSBOM || found[1].Version != "" {
+		t.Errorf("found = %+v", found)
+	}
+	found, _ = sbom.Lookup(ctx, []name.Digest{res.Image}, "github.com/jackc/pgx/v5")
+	if found[0].Version != "" {
+		t.Errorf("a module the binary does not contain: %+v", found)
 	}
 }

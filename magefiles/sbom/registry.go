@@ -189,7 +189,8 @@ func fetchSBOM(ref name.Digest, subject name.Digest, opts []remote.Option) (Arti
 }
 
 // ForImage makes the SBOM of an image assembled by dockerimage: from the
-// build information of its /app, dated with the image's creation time.
+// build information of its /app, dated with the image's creation time, the
+// application's version from its version label.
 func ForImage(img v1.Image) ([]byte, time.Time, error) {
 	bin, err := dockerimage.AppFromImage(img)
 	if err != nil {
@@ -199,7 +200,7 @@ func ForImage(img v1.Image) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("read the image's configuration: %w", err)
 	}
-	bom, err := FromBinary(bin, Options{Created: cf.Created.Time})
+	bom, err := FromBinary(bin, Options{Created: cf.Created.Time, Version: cf.Config.Labels["org.opencontainers.image.version"]})
 	if err != nil {
 		return nil, time.Time{}, err
 	}

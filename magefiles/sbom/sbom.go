@@ -31,6 +31,10 @@ type Options struct {
 	// Created is the document's timestamp: the image's creation (commit)
 	// time, so the same image always gets the same document. Omitted when zero.
 	Created time.Time
+	// Version is the application's version (the image's version label),
+	// for a main module the build information calls "(devel)", as every
+	// build from a checkout is.
+	Version string
 }
 
 // FromBinary reads the build information of the Go binary bin and returns
@@ -53,11 +57,15 @@ func FromBuildInfo(info *debug.BuildInfo, o Options) *cdx.BOM {
 	if mainName == "" {
 		mainName = info.Path
 	}
+	version := info.Main.Version
+	if (version == "" || version == "(devel)") && o.Version != "" {
+		version = o.Version
+	}
 	main := cdx.Component{
 		Type:       cdx.ComponentTypeApplication,
 		Name:       mainName,
-		Version:    info.Main.Version,
-		PackageURL: purl(mainName, info.Main.Version),
+		Version:    version,
+		PackageURL: purl(mainName, version),
 		Properties: buildProperties(info),
 	}
 	main.BOMRef = main.PackageURL

@@ -112,7 +112,10 @@ func TestReplacedModuleIsTheReplacement(t *testing.T) {
 		},
 		Settings: []debug.BuildSetting{{Key: "GOARCH", Value: "amd64"}},
 	}
-	bom := FromBuildInfo(info, Options{})
+	bom := FromBuildInfo(info, Options{Version: "v2.0.0"})
+	if m := bom.Metadata.Component; m.Version != "v2.0.0" || m.PackageURL != "pkg:golang/example.com/app@v2.0.0" {
+		t.Errorf("main component %s %s, want the version given for (devel)", m.Version, m.PackageURL)
+	}
 	ms := Modules(bom)
 	if len(ms) != 2 || ms[0] != (Module{"stdlib", "go1.26.8"}) || ms[1] != (Module{"example.com/fork", "v1.0.1"}) {
 		t.Errorf("modules = %v", ms)
