@@ -40,12 +40,18 @@ type ContainerAPI interface {
 	ContainerRemove(ctx context.Context, containerID string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
 }
 
+// RemoveAPI is the part of the engine client that removes images.
+type RemoveAPI interface {
+	ImageRemove(ctx context.Context, imageID string, options client.ImageRemoveOptions) (client.ImageRemoveResult, error)
+}
+
 // Engine is what BuildImage needs of the engine client.
 type Engine interface {
 	BuildAPI
 	VersionAPI
 	LoadAPI
 	ContainerAPI
+	RemoveAPI
 }
 
 // BuilderStage is the Dockerfile stage that compiles the binary, and
@@ -135,13 +141,24 @@ func HostPlatform() Platform { return Platform{OS: "linux", Architecture: runtim
 
 // assembleFromBuilder builds the Dockerfile's builder stage through the
 // engine (untagged; the engine keeps it as cache, as it keeps any stage),
-// copies BuilderOutput out of it, and assembles the image around it.
-func assembleFromBuilder(ctx context.Context, api Engine, p Plan, platform Platform) (v1.Image, error) {
+// copies BuilderOutput out of it, and assembles the image around it. A
+// build without the cache (a clean rebuild) would be nobody's cache: its
+// images are removed.
+func assembleFromBuilder(ctx context.Context, api Engine, p Plan, platform Platform) (img v1.Image, err error) {
 	id, err := buildStage(ctx, api, BuildOptions{
 		Dir: p.Dir, Repository: p.Repository, Stamp: p.Stamp, BuildArgs: p.BuildArgs, NoCache: p.NoCache, Out: p.Out,
 	}, BuilderStage, nil)
 	if err != nil {
 		return nil, err
+	}
+	if p.NoCache {
+		defer func() {
+			// The untagged step images above it go with it (PruneChildren).
+			_, rmErr := api.ImageRemove(context.WithoutCancel(ctx), id, client.ImageRemoveOptions{PruneChildren: true})
+			if rmErr != nil && err == nil {
+				err = fmt.Errorf("remove the builder stage image %s: %w", id, rmErr)
+			}
+		}()
 	}
 	bin, err := CopyOut(ctx, api, id, BuilderOutput)
 	if err != nil {

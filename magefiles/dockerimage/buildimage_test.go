@@ -21,12 +21,13 @@ import (
 // loading images and copying a file out of a container.
 type fakeEngine struct {
 	*fakeBuilder
-	builderApp []byte   // what /out/app holds in the builder stage
-	created    []string // images containers were created from
-	removed    []string // containers removed
-	loaded     []string // tags of loaded images
-	loadedCfg  []byte   // the configuration of the last loaded image
-	loadErr    error
+	builderApp    []byte   // what /out/app holds in the builder stage
+	created       []string // images containers were created from
+	removed       []string // containers removed
+	removedImages []string
+	loaded        []string // tags of loaded images
+	loadedCfg     []byte   // the configuration of the last loaded image
+	loadErr       error
 }
 
 func (f *fakeEngine) ContainerCreate(_ context.Context, o client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
@@ -44,6 +45,11 @@ func (f *fakeEngine) CopyFromContainer(_ context.Context, id string, o client.Co
 	_, _ = tw.Write(f.builderApp)
 	_ = tw.Close()
 	return client.CopyFromContainerResult{Content: io.NopCloser(&buf)}, nil
+}
+
+func (f *fakeEngine) ImageRemove(_ context.Context, id string, _ client.ImageRemoveOptions) (client.ImageRemoveResult, error) {
+	f.removedImages = append(f.removedImages, id)
+	return client.ImageRemoveResult{}, nil
 }
 
 func (f *fakeEngine) ContainerRemove(_ context.Context, id string, _ client.ContainerRemoveOptions) (client.ContainerRemoveResult, error) {
@@ -105,6 +111,9 @@ func TestBuildImageRuntimeTarget(t *testing.T) {
 	if !slices.Equal(api.created, []string{wantID}) || !slices.Equal(api.removed, []string{"c1"}) {
 		t.Errorf("containers created from %q, removed %q", api.created, api.removed)
 	}
+	if len(api.removedImages) != 0 {
+		t.Errorf("removed %q: a cached build's stage is the next build's cache", api.removedImages)
+	}
 	app, err := AppFromImage(b.Image)
 	if err != nil || string(app) != "ELF from the builder" {
 		t.Errorf("/app = %q (%v)", app, err)
@@ -120,6 +129,19 @@ func TestBuildImageRuntimeTarget(t *testing.T) {
 	cfgName, _ := b.Image.ConfigName()
 	if b.ID != cfgName.String() {
 		t.Errorf("ID %s, want the configuration's digest %s", b.ID, cfgName)
+	}
+}
+
+// A clean (NoCache) build of the builder stage is nobody's cache: removed.
+func TestBuildImageRuntimeWithoutCacheRemovesTheStage(t *testing.T) {
+	api := newFakeEngine("amd64")
+	api.builderApp = []byte("ELF")
+	_, err := BuildImage(context.Background(), &runner.Recorder{}, api, Plan{Dir: buildDir(t, false), Target: TargetRuntime, Repository: "ghcr.io/acme/api", Tags: []string{"t"}, NoCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !api.opts.NoCache || !slices.Equal(api.removedImages, []string{"sha256:1111111111111111111111111111111111111111111111111111111111111111"}) {
+		t.Errorf("NoCache %v, removed %q", api.opts.NoCache, api.removedImages)
 	}
 }
 
