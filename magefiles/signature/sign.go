@@ -129,7 +129,7 @@ func signatures(d name.Digest, opts []remote.Option) (signatureSet, error) {
 			return set, fmt.Errorf("read a signature of %s: %w", d.DigestStr(), err)
 		}
 		body, err := io.ReadAll(rc) // checked against its digest as it is read
-		rc.Close()
+		_ = rc.Close()
 		if err != nil {
 			return set, fmt.Errorf("read a signature of %s: %w", d.DigestStr(), err)
 		}
