@@ -145,7 +145,7 @@ func (Image) Sbom(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	a, err := sbom.One(ctx, d, opts...)
+	a, err := sbom.Current(ctx, d, opts...)
 	if err != nil {
 		return err
 	}

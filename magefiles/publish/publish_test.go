@@ -86,7 +86,7 @@ func TestPublish(t *testing.T) {
 	if rep.Image != res.Image || rep.SBOM.Document != res.SBOM.Document {
 		t.Errorf("report %+v, result %+v", rep, res)
 	}
-	a, err := sbom.One(ctx, res.Image)
+	a, err := sbom.Current(ctx, res.Image)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,5 +160,26 @@ func TestLookup(t *testing.T) {
 	found, _ = sbom.Lookup(ctx, []name.Digest{res.Image}, "github.com/jackc/pgx/v5")
 	if found[0].Version != "" {
 		t.Errorf("a module the binary does not contain: %+v", found)
+	}
+}
+
+// Two SBOMs attached (an older generator's and this one's): Current picks
+// the one this version makes from the image.
+func TestCurrentSBOMAmongSeveral(t *testing.T) {
+	ctx := context.Background()
+	repository := startRegistry(t) + "/acme/api"
+	res, err := Publish(ctx, tinyBuild(t, repository, "v1.0.0"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sbom.Attach(ctx, res.Image, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5"}`), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if found, _ := sbom.Find(ctx, res.Image); len(found) != 2 {
+		t.Fatalf("%d SBOMs attached, want 2", len(found))
+	}
+	a, err := sbom.Current(ctx, res.Image)
+	if err != nil || a.Document != res.SBOM.Document {
+		t.Errorf("Current = %s, %v; want %s", a.Document, err, res.SBOM.Document)
 	}
 }

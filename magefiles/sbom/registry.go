@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -238,27 +239,44 @@ func Ensure(ctx context.Context, ref name.Digest, opts ...remote.Option) (Artifa
 	return a, err
 }
 
-// ErrNone is returned by One when no SBOM is attached.
+// ErrNone is returned by Current when no SBOM is attached.
 var ErrNone = errors.New("no SBOM attached")
 
-// One returns the SBOM attached to ref: ErrNone when there is none; an
-// error naming them when there are several different ones.
-func One(ctx context.Context, ref name.Digest, opts ...remote.Option) (Artifact, error) {
+// Current returns the SBOM attached to ref; when several are (an SBOM made
+// by an older version of this package stays when a newer one is attached),
+// the one this version makes from the image (ForImage), or an error
+// naming them all when none is.
+func Current(ctx context.Context, ref name.Digest, opts ...remote.Option) (Artifact, error) {
 	found, err := Find(ctx, ref, opts...)
 	if err != nil {
 		return Artifact{}, err
 	}
-	switch {
-	case len(found) == 0:
+	switch len(found) {
+	case 0:
 		return Artifact{}, fmt.Errorf("%s: %w", ref, ErrNone)
-	case len(found) > 1:
-		var ds []string
-		for _, a := range found {
-			ds = append(ds, a.Manifest.DigestStr())
-		}
-		return Artifact{}, fmt.Errorf("%s has %d SBOMs attached (%v): say which", ref, len(found), ds)
+	case 1:
+		return found[0], nil
 	}
-	return found[0], nil
+	img, err := remote.Image(ref, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("read %s: %w", ref, err)
+	}
+	doc, _, err := ForImage(img)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("make the SBOM of %s: %w", ref, err)
+	}
+	want, _, err := v1.SHA256(bytes.NewReader(doc))
+	if err != nil {
+		return Artifact{}, err
+	}
+	var ds []string
+	for _, a := range found {
+		if a.Document == want {
+			return a, nil
+		}
+		ds = append(ds, a.Manifest.DigestStr())
+	}
+	return Artifact{}, fmt.Errorf("%s has %d SBOMs attached (%s), none of them what this version makes from the image", ref, len(found), strings.Join(ds, ", "))
 }
 
 // Found is what Lookup learnt about one image.
