@@ -209,19 +209,25 @@ func ForImage(img v1.Image) ([]byte, time.Time, error) {
 	return doc, cf.Created.Time, err
 }
 
+// forRemoteImage is ForImage of the image at ref, with the document's digest.
+func forRemoteImage(ctx context.Context, ref name.Digest, opts []remote.Option) ([]byte, time.Time, v1.Hash, error) {
+	img, err := remote.Image(ref, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
+	if err != nil {
+		return nil, time.Time{}, v1.Hash{}, fmt.Errorf("read %s: %w", ref, err)
+	}
+	doc, created, err := ForImage(img)
+	if err != nil {
+		return nil, time.Time{}, v1.Hash{}, fmt.Errorf("make the SBOM of %s: %w", ref, err)
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(doc))
+	return doc, created, h, err
+}
+
 // Ensure attaches the SBOM of the image at ref, made from the image itself
 // (ForImage), unless that very document is attached already; it returns
 // the artifact either way.
 func Ensure(ctx context.Context, ref name.Digest, opts ...remote.Option) (Artifact, error) {
-	img, err := remote.Image(ref, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
-	if err != nil {
-		return Artifact{}, fmt.Errorf("read %s: %w", ref, err)
-	}
-	doc, created, err := ForImage(img)
-	if err != nil {
-		return Artifact{}, fmt.Errorf("make the SBOM of %s: %w", ref, err)
-	}
-	want, _, err := v1.SHA256(bytes.NewReader(doc))
+	doc, created, want, err := forRemoteImage(ctx, ref, opts)
 	if err != nil {
 		return Artifact{}, err
 	}
@@ -257,15 +263,7 @@ func Current(ctx context.Context, ref name.Digest, opts ...remote.Option) (Artif
 	case 1:
 		return found[0], nil
 	}
-	img, err := remote.Image(ref, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
-	if err != nil {
-		return Artifact{}, fmt.Errorf("read %s: %w", ref, err)
-	}
-	doc, _, err := ForImage(img)
-	if err != nil {
-		return Artifact{}, fmt.Errorf("make the SBOM of %s: %w", ref, err)
-	}
-	want, _, err := v1.SHA256(bytes.NewReader(doc))
+	_, _, want, err := forRemoteImage(ctx, ref, opts)
 	if err != nil {
 		return Artifact{}, err
 	}
