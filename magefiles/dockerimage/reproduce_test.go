@@ -47,6 +47,8 @@ func testGetenv(k string) string {
 // gives one digest. The clean build compiles everything: a minute or two.
 func TestReproducibleFromACleanClone(t *testing.T) {
 	if testing.Short() {
+		// plain skip: no Docker involved; -short (test:unit) leaves out the
+		// minute-long cold compile, which test and CI run.
 		t.Skip("skipping under -short: compiles the service with an empty build cache")
 	}
 	dir := commitRepo(t, "v9.8.7")
