@@ -1,13 +1,25 @@
 # The service image: one static binary on an empty base.
 #
-# Two ways to build the same runtime image:
+# `mage image:build` does not build this file's final stages: it compiles
+# the binary, then assembles the image itself as OCI (go-containerregistry,
+# as ko does: magefiles/dockerimage/assemble.go), one layer with /app and a
+# configuration dated with the commit, so the same commit always gives the
+# same image digest. The classic builder would write the build time into
+# the image. The final stages here describe that same image for people who
+# run `docker build .`; magefiles/dockerimage's tests check that the two
+# declare the same USER, EXPOSE, HEALTHCHECK, ENTRYPOINT, CMD and labels.
 #
-#   --target prebuilt (what `mage image:build` uses)
-#       packages bin/image/app, compiled on the host by mage with the host's
-#       Go build cache (CGO_ENABLED=0 GOOS=linux GOARCH=<engine's arch>
+# Where the binary comes from:
+#
+#   --target prebuilt (mage image:build, the default there)
+#       bin/image/app, compiled on the host by mage with the host's Go build
+#       cache (CGO_ENABLED=0 GOOS=linux GOARCH=<engine's arch>
 #       go build -trimpath -buildvcs=false -ldflags ...). Needs no base image.
 #   --target runtime (the default: plain `docker build .`)
 #       compiles inside the golang builder stage. Needs the golang image.
+#       mage image:build -target=runtime builds the builder stage through
+#       the engine and assembles the image around its /out/app: with the
+#       host's Go release, the same digest as prebuilt.
 #
 # Stage order matters. The classic builder (no BuildKit) builds every stage
 # that comes before the target in file order, so prebuilt comes first: it

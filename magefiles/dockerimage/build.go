@@ -10,10 +10,9 @@ import (
 	"path/filepath"
 
 	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
-
-	"github.com/fractionate/service-template/magefiles/runner"
 )
 
 // BuildAPI is the part of the engine client Build needs.
@@ -36,13 +35,19 @@ type BuildOptions struct {
 
 // Built is the result of a build.
 type Built struct {
-	ID   string   // image ID, sha256:...
+	ID   string   // image ID in the engine, sha256:...
 	Refs []string // repository:tag for each tag, all pointing at ID
+	// Image and Digest are set by BuildImage: the assembled OCI image and
+	// its manifest digest, which PushImage pushes unchanged.
+	Image  v1.Image
+	Digest string
 }
 
-// Build builds the image through the engine's API (the classic builder; no
-// `docker build` process) and tags it with every tag in one request, so a
-// failed build tags nothing. An unknown target fails before the engine is
+// Build builds the image from the Dockerfile through the engine's API (the
+// classic builder; no `docker build` process) and tags it with every tag in
+// one request, so a failed build tags nothing. This is what `docker build`
+// gives; its image is not reproducible (the builder writes the build time
+// into it). BuildImage assembles the reproducible image instead. An unknown target fails before the engine is
 // asked, naming the stages that exist.
 func Build(ctx context.Context, api BuildAPI, o BuildOptions) (Built, error) {
 	target := or(o.Target, TargetPrebuilt)
@@ -67,19 +72,28 @@ func Build(ctx context.Context, api BuildAPI, o BuildOptions) (Built, error) {
 			return Built{}, fmt.Errorf("target %s packages %s, which is missing: build it first (mage image:build does): %w", target, HostBinary, err)
 		}
 	}
+	id, err := buildStage(ctx, api, o, target, refs)
+	if err != nil {
+		return Built{}, err
+	}
+	return Built{ID: id, Refs: refs}, nil
+}
+
+// buildStage runs the engine's build of target with o's context, stamp and
+// arguments, tagging the result with refs (none: untagged), and returns the
+// image ID.
+func buildStage(ctx context.Context, api BuildAPI, o BuildOptions, target string, refs []string) (string, error) {
 	out := o.Out
 	if out == nil {
 		out = io.Discard
 	}
-
 	args := o.Stamp.BuildArgs()
 	for k, v := range o.BuildArgs {
 		args[k] = &v
 	}
-
 	buildContext, err := Context(o.Dir, target)
 	if err != nil {
-		return Built{}, fmt.Errorf("docker build: make the build context of %s: %w", o.Dir, err)
+		return "", fmt.Errorf("docker build: make the build context of %s: %w", o.Dir, err)
 	}
 	defer buildContext.Close()
 	res, err := api.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
@@ -94,7 +108,7 @@ func Build(ctx context.Context, api BuildAPI, o BuildOptions) (Built, error) {
 		Version:     build.BuilderV1,
 	})
 	if err != nil {
-		return Built{}, fmt.Errorf("docker build of %s (target %s): %w", o.Repository, target, err)
+		return "", fmt.Errorf("docker build of %s (target %s): %w", o.Repository, target, err)
 	}
 	defer res.Body.Close()
 
@@ -107,56 +121,10 @@ func Build(ctx context.Context, api BuildAPI, o BuildOptions) (Built, error) {
 		return nil
 	})
 	if err != nil {
-		return Built{}, fmt.Errorf("docker build of %s (target %s) failed: %w", o.Repository, target, err)
+		return "", fmt.Errorf("docker build of %s (target %s) failed: %w", o.Repository, target, err)
 	}
 	if id == "" {
-		return Built{}, fmt.Errorf("docker build of %s (target %s): the engine reported no image ID", o.Repository, target)
+		return "", fmt.Errorf("docker build of %s (target %s): the engine reported no image ID", o.Repository, target)
 	}
-	return Built{ID: id, Refs: refs}, nil
-}
-
-// Engine is what BuildImage needs of the engine client.
-type Engine interface {
-	BuildAPI
-	VersionAPI
-}
-
-// Plan is an image build from a repository: for TargetPrebuilt, the host
-// build of the binary, then the image build.
-type Plan struct {
-	Dir        string
-	Target     string // TargetPrebuilt when empty
-	Repository string
-	Tags       []string
-	Stamp      Stamp
-	BuildArgs  map[string]string // more build arguments, e.g. BUILDER_IMAGE
-	NoCache    bool              // no engine cache
-	GoCache    string            // GOCACHE for the host build; the host's when empty
-	Out        io.Writer
-}
-
-// BuildImage runs a Plan: go build on the host through r (prebuilt only; the
-// binary targets the engine's platform), then Build.
-func BuildImage(ctx context.Context, r runner.Runner, api Engine, p Plan) (Built, error) {
-	target := or(p.Target, TargetPrebuilt)
-	if err := checkTarget(filepath.Join(p.Dir, Dockerfile), target); err != nil {
-		return Built{}, err
-	}
-	if target == TargetPrebuilt {
-		goos, goarch, err := EngineTarget(ctx, api)
-		if err != nil {
-			return Built{}, err
-		}
-		cmd, err := GoBuild{Dir: p.Dir, GOOS: goos, GOARCH: goarch, Stamp: p.Stamp, GoCache: p.GoCache}.Cmd()
-		if err != nil {
-			return Built{}, err
-		}
-		if err := r.Run(ctx, cmd); err != nil {
-			return Built{}, fmt.Errorf("build the binary for the image: %w", err)
-		}
-	}
-	return Build(ctx, api, BuildOptions{
-		Dir: p.Dir, Target: target, Repository: p.Repository, Tags: p.Tags,
-		Stamp: p.Stamp, BuildArgs: p.BuildArgs, NoCache: p.NoCache, Out: p.Out,
-	})
+	return id, nil
 }

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
-
-	"github.com/fractionate/service-template/magefiles/runner"
 )
 
 // fakeBuilder answers ImageBuild with a canned stream and records the request.
@@ -181,49 +179,5 @@ func TestBuildFailures(t *testing.T) {
 				t.Errorf("ImageBuild called %d times, want %d", tt.api.calls, tt.wantCalls)
 			}
 		})
-	}
-}
-
-// The runtime target needs no host binary: the context carries an empty
-// placeholder for the classic builder's sake.
-func TestBuildRuntimeTarget(t *testing.T) {
-	dir := buildDir(t, false)
-	api := &fakeBuilder{stream: okStream}
-	rec := &runner.Recorder{}
-	if _, err := BuildImage(context.Background(), rec, api, Plan{Dir: dir, Target: TargetRuntime, Repository: "ghcr.io/acme/api", Tags: []string{"t"}}); err != nil {
-		t.Fatal(err)
-	}
-	if len(rec.Cmds) != 0 {
-		t.Errorf("runtime target ran %q on the host", rec.Lines())
-	}
-	if api.opts.Target != TargetRuntime || !slices.Contains(api.files, HostBinary) {
-		t.Errorf("target %q, context %q", api.opts.Target, api.files)
-	}
-}
-
-func TestBuildImagePlansTheHostBuild(t *testing.T) {
-	dir := buildDir(t, true)
-	api := &fakeBuilder{stream: okStream, fakeVersion: fakeVersion{os: "linux", arch: "arm64"}}
-	rec := &runner.Recorder{}
-	_, err := BuildImage(context.Background(), rec, api, Plan{Dir: dir, Repository: "ghcr.io/acme/api", Tags: []string{"t"}, GoCache: "/tmp/c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rec.Cmds) != 1 {
-		t.Fatalf("ran %q, want one go build", rec.Lines())
-	}
-	c := rec.Cmds[0]
-	if c.Dir != dir || !slices.Contains(c.Env, "GOARCH=arm64") || !slices.Contains(c.Env, "GOCACHE=/tmp/c") || c.Args[len(c.Args)-1] != "./app" {
-		t.Errorf("go build = %s", c)
-	}
-
-	// A failed go build stops before the engine is asked.
-	api.calls = 0
-	rec = &runner.Recorder{FailOn: func(runner.Cmd) error { return errors.New("go build failed") }}
-	if _, err := BuildImage(context.Background(), rec, api, Plan{Dir: dir, Repository: "ghcr.io/acme/api", Tags: []string{"t"}}); err == nil {
-		t.Error("failed go build: no error")
-	}
-	if api.calls != 0 {
-		t.Error("failed go build: the image was built anyway")
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -481,12 +482,18 @@ func TestIntegrationPushAndPullBackByDigest(t *testing.T) {
 		}
 	}
 
-	// Forget the image locally, pull it back by digest: the same image.
+	pullBackByDigest(t, cli, b, repository+"@"+digest)
+}
+
+// pullBackByDigest forgets the built image locally, pulls byDigest and
+// checks the engine has the same image again.
+func pullBackByDigest(t *testing.T, cli *client.Client, b Built, byDigest string) {
+	t.Helper()
+	ctx := context.Background()
 	removeImage(t, cli, "", b.Refs...)
 	if _, err := cli.ImageInspect(ctx, b.ID); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("image still present after removing its tags (err %v)", err)
 	}
-	byDigest := repository + "@" + digest
 	t.Cleanup(func() { removeImage(t, cli, "", byDigest) })
 	pull, err := cli.ImagePull(ctx, byDigest, client.ImagePullOptions{})
 	if err != nil {
@@ -738,9 +745,9 @@ func TestIntegrationRuntimeTargetMatchesPrebuilt(t *testing.T) {
 	if len(a.RootFS.Layers) != 1 || len(b.RootFS.Layers) != 1 {
 		t.Errorf("layers: prebuilt %d, runtime %d; want 1 each", len(a.RootFS.Layers), len(b.RootFS.Layers))
 	}
-	// Same bytes when the builder has the host's Go release (layer digests
-	// differ anyway: the file's mtime is part of the layer). Official golang
-	// images, and CI's stand-in, name their release in GOLANG_VERSION.
+	// Same bytes, and so the same image digest, when the builder has the
+	// host's Go release. Official golang images, and CI's stand-in, name
+	// their release in GOLANG_VERSION.
 	same := appSum(t, cli, pre.ID) == appSum(t, cli, run.ID)
 	bi, err := cli.ImageInspect(ctx, builder)
 	if err != nil {
@@ -750,6 +757,8 @@ func TestIntegrationRuntimeTargetMatchesPrebuilt(t *testing.T) {
 	switch builderGo := envValue(bi.Config.Env, "GOLANG_VERSION"); {
 	case builderGo == host && !same:
 		t.Errorf("the builder has Go %s like the host, yet /app differs between runtime and prebuilt: the build is not reproducible", host)
+	case builderGo == host && (pre.Digest != run.Digest || pre.ID != run.ID):
+		t.Errorf("same /app, yet prebuilt is %s (ID %s) and runtime %s (ID %s): %s", pre.Digest, pre.ID, run.Digest, run.ID, Difference(pre.Image, run.Image))
 	case builderGo != host:
 		t.Logf("builder Go %q, host Go %s: binaries identical: %v", builderGo, host, same)
 	}
@@ -816,4 +825,83 @@ Successfully built 6f0cf8c00d4c
 	if got, want := createdStepImages(out), []string{"9300cb772f49", "6f0cf8c00d4c"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
+}
+
+// The Dockerfile's prebuilt stage, built by the engine, and the assembled
+// image declare the same runtime configuration (the unit test
+// TestDockerfileAgreesWithTheAssembledImage reads the Dockerfile; this asks
+// the engine what it made of it). Only what a build adds on its own may
+// differ: the creation time, which the classic builder takes from the clock.
+func TestIntegrationDockerfileBuildAgreesWithAssembled(t *testing.T) {
+	cli := engine(t)
+	ctx := context.Background()
+	u := dockertest.Unique(t)
+	stamp := testStamp(u)
+	repository := "localhost/dockerimage-test"
+	assembled := buildTestImage(t, cli, repoCopy(t), repository, []string{"assembled-" + u}, stamp)
+
+	// The classic builder, from the same binary.
+	dir := repoCopy(t)
+	bin, err := AppFromImage(assembled.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, dir, map[string]string{HostBinary: string(bin)})
+	tags := []string{"dockerfile-" + u}
+	t.Cleanup(func() { removeImage(t, cli, "", Refs(repository, tags)...) })
+	var out bytes.Buffer
+	built, err := Build(ctx, cli, BuildOptions{Dir: dir, Repository: repository, Tags: tags, Stamp: stamp, Out: &out})
+	if err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out.String())
+	}
+	t.Cleanup(func() { removeImage(t, cli, built.ID) })
+
+	a, err := cli.ImageInspect(ctx, assembled.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cli.ImageInspect(ctx, built.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type runtimeConfig struct {
+		User         string
+		Env          []string
+		ExposedPorts any
+		Healthcheck  any
+		Entrypoint   []string
+		Cmd          []string
+		Labels       map[string]string
+	}
+	pick := func(c *dockerspec.DockerOCIImageConfig) string {
+		b, _ := json.Marshal(runtimeConfig{c.User, c.Env, c.ExposedPorts, c.Healthcheck, c.Entrypoint, c.Cmd, c.Labels})
+		return string(b)
+	}
+	if ga, gd := pick(a.Config), pick(d.Config); ga != gd {
+		t.Errorf("runtime configuration differs:\nassembled  %s\nDockerfile %s", ga, gd)
+	}
+	if a.Os != d.Os || a.Architecture != d.Architecture {
+		t.Errorf("platform: assembled %s/%s, Dockerfile %s/%s", a.Os, a.Architecture, d.Os, d.Architecture)
+	}
+	if len(a.RootFS.Layers) != 1 || len(d.RootFS.Layers) != 1 {
+		t.Errorf("layers: assembled %d, Dockerfile %d; want 1 each", len(a.RootFS.Layers), len(d.RootFS.Layers))
+	}
+}
+
+// What PushImage pushes, the engine pulls back as the very image it loaded.
+func TestIntegrationPushImagePullsBackTheSameImage(t *testing.T) {
+	cli := engine(t)
+	ctx := context.Background()
+	u := dockertest.Unique(t)
+	host := startRegistry(t, nil)
+	repository := host + "/acme/api"
+	b := buildTestImage(t, cli, repoCopy(t), repository, []string{"p-" + u}, testStamp(u))
+	pushed, err := PushImage(ctx, b.Image, b.Refs, Credentials{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed[0].Digest != b.Digest {
+		t.Fatalf("pushed %s, built %s", pushed[0].Digest, b.Digest)
+	}
+	pullBackByDigest(t, cli, b, repository+"@"+b.Digest)
 }

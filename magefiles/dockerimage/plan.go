@@ -37,12 +37,23 @@ func Tags(ctx context.Context, dir string, getenv func(string) string) (gitinfo.
 // builder stage (golang:1.26 by default). target may be empty
 // (TargetPrebuilt).
 func ResolvePlan(ctx context.Context, dir, target string, getenv func(string) string) (Plan, []string, error) {
+	return resolvePlan(ctx, dir, target, getenv, originURL(ctx, dir))
+}
+
+// originURL is the origin remote of the repository at dir; "" when there is
+// none, which is fine: ImageName says what to set instead.
+func originURL(ctx context.Context, dir string) string {
+	origin, _ := runner.Output(ctx, runner.Command("git", "remote", "get-url", "origin").InDir(dir))
+	return origin
+}
+
+// resolvePlan is ResolvePlan with the origin remote given: a clone made to
+// rebuild takes its source's, so that the stamp is the same.
+func resolvePlan(ctx context.Context, dir, target string, getenv func(string) string, origin string) (Plan, []string, error) {
 	facts, tags, warnings, err := Tags(ctx, dir, getenv)
 	if err != nil {
 		return Plan{}, warnings, err
 	}
-	// No origin remote is fine: ImageName says what to set instead.
-	origin, _ := runner.Output(ctx, runner.Command("git", "remote", "get-url", "origin").InDir(dir))
 	repo, err := ImageName(getenv("REGISTRY"), getenv("IMAGE_NAME"), getenv("GITHUB_REPOSITORY"), origin)
 	if err != nil {
 		return Plan{}, warnings, err

@@ -28,7 +28,12 @@ type Pushed struct {
 func (p Pushed) String() string { return p.Ref + "@" + p.Digest }
 
 // Push pushes every ref through the engine, with creds for the registry,
-// and checks that each push is acknowledged with a digest and that all refs
+// as `docker push` does. The engine recompresses the layer, so the
+// registry's digest is not the assembled image's (Built.Digest), the one a
+// rebuild reproduces: PushImage pushes the assembled bytes, and is what
+// image:push uses.
+//
+// Push checks that each push is acknowledged with a digest and that all refs
 // end at the same one. Progress goes to out. A refused push is an error that
 // names the ref and quotes the registry; credentials never appear in it.
 //
