@@ -61,28 +61,8 @@ func (Image) Tags(ctx context.Context) error {
 
 // Push builds the image and pushes its exact bytes under every tag, with its SBOM attached; signs it too when COSIGN_PRIVATE_KEY is set. Prints ref@digest. -output=FILE appends image=<repository>@<digest> to FILE (CI: $GITHUB_OUTPUT).
 func (Image) Push(ctx context.Context, output *string) error {
-	plan, err := imagePlan(ctx, "")
-	if err != nil {
-		return err
-	}
-	// Credentials and the signing key first: a missing one should not wait for the build.
-	creds, err := registryCredentials(ctx, plan.Repository)
-	if err != nil {
-		return err
-	}
-	signer, signing, err := signature.SignerFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
-	if !signing {
-		fmt.Fprintf(os.Stderr, "warning: %s is not set: pushing with the SBOM but unsigned (sign later with mage image:sign)\n", signature.EnvPrivateKey)
-	}
-	cli, built, err := buildImage(ctx, plan)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	res, err := publish.Publish(ctx, built, publish.Options{Creds: creds, Signer: signer, Out: os.Stderr})
+	res, _, err := publish.Head(ctx, publish.HeadOptions{Root: ".", Getenv: os.Getenv, Runner: exec(), Out: os.Stderr,
+		Warn: func(w string) { fmt.Fprintln(os.Stderr, "warning:", w) }})
 	for _, p := range res.Pushed {
 		fmt.Println(p)
 	}

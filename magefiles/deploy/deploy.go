@@ -66,6 +66,7 @@ func (s *Session) Deploy(ctx context.Context, o DeployOptions) error {
 			s.checkReleaseTag(ctx, rel, cs)
 			s.checkPromoted(ctx, rel, cs)
 		}
+		s.checkSignature(ctx, rel, o.Override, cs)
 		s.checkImages(ctx, rel, cs)
 	}
 	c.Prepare = func(ctx context.Context, live *Live, cs *Checks) *Target {
@@ -237,6 +238,30 @@ func (s *Session) checkPromoted(ctx context.Context, rel Release, cs *Checks) {
 		return
 	}
 	cs.Add("promoted", "", fmt.Errorf("%s never served on %s (a change that converged with it running, replicas above 0, and its smoke check passed): deploy it there first; the same digest is promoted, never rebuilt", shortDigest(rel.Digest), src.Name))
+}
+
+// checkSignature requires, where the environment names a key, a signature
+// by it over the release's digest that binds the SBOM attached to it.
+// -override skips it only where the environment allows that.
+func (s *Session) checkSignature(ctx context.Context, rel Release, override string, cs *Checks) {
+	v := s.Env.Verify
+	switch {
+	case v == nil:
+		return
+	case override != "" && v.AllowOverride:
+		cs.Add("signature", "not checked: -override, which verify.allow_override allows (recorded)", nil)
+		return
+	}
+	r, err := s.Registry.Verify(ctx, rel.Repository+"@"+rel.Digest, v.Key)
+	if err != nil {
+		hint := "; sign it: go tool mage image:sign " + rel.Repository + "@" + rel.Digest + " (with COSIGN_PRIVATE_KEY)"
+		if override != "" {
+			hint += "; -override does not skip this check here (verify.allow_override is off)"
+		}
+		cs.Add("signature", "", fmt.Errorf("%w%s", err, hint))
+		return
+	}
+	cs.Add("signature", fmt.Sprintf("signed by %s, SBOM %s bound", r.Key, shortDigest(r.SBOM.Document.String())), nil)
 }
 
 // served finds the newest record showing digest served: a change that

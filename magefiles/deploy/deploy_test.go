@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
@@ -43,5 +45,36 @@ func TestServed(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: served in #%d, want #%d", tt.name, got, tt.want)
 		}
+	}
+}
+
+// A protected environment runs only what its key signed: preflight says
+// what is missing, and -override skips the check only where the
+// environment allows it.
+func TestSignatureCheck(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		signed   bool
+		override string
+		allow    bool
+		want     string // in the signature line
+		code     int
+	}{
+		{name: "signed", signed: true, want: "ok    signature  signed by fakekey"},
+		{name: "unsigned", want: "FAIL  signature  verify: no signature for " + digestV3, code: ExitRefused},
+		{name: "unsigned, -override not allowed", override: "hotfix", want: "-override does not skip this check here", code: ExitRefused},
+		{name: "unsigned, -override allowed", override: "hotfix", allow: true, want: "not checked: -override, which verify.allow_override allows"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, out := testSession(t, 0)
+			s.Env.Verify = &envfile.Verify{Key: "k", AllowOverride: tt.allow}
+			if tt.signed {
+				s.Registry.(fakeResolver)["signed@"+digestV3] = "yes"
+			}
+			err := s.Deploy(t.Context(), DeployOptions{Image: "registry.example/app:v3", Override: tt.override, DryRun: true})
+			if exitCode(err) != tt.code || !strings.Contains(out.String(), tt.want) {
+				t.Errorf("exit %d (%v), want %d and %q:\n%s", exitCode(err), err, tt.code, tt.want, out.String())
+			}
+		})
 	}
 }

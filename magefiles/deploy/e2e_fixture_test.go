@@ -38,7 +38,9 @@ import (
 	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/deploy"
 	"github.com/fractionate/service-template/magefiles/dockerimage"
+	"github.com/fractionate/service-template/magefiles/publish"
 	"github.com/fractionate/service-template/magefiles/runner"
+	"github.com/fractionate/service-template/magefiles/signature"
 )
 
 // Prefix starts the name of every end-to-end test: test:e2e runs them, one
@@ -57,6 +59,7 @@ type fixture struct {
 	images    map[string]string // release name -> tag@digest in repo
 	digests   map[string]string // release name -> digest
 	load      string            // the load client image
+	publicKey string            // the key protected environments verify; v1.0.0 is signed by it
 	gwBridge  bool              // docker_gwbridge existed before
 	initEnv   string            // environments file deploy:init ran with
 	outputs   bytes.Buffer      // everything the targets printed, for the canary check
@@ -186,6 +189,23 @@ func newFixture() (f *fixture, skip string, err error) {
 	}
 	if err := f.derive(ctx, "bad", "v1.0.0", `HEALTHCHECK --interval=2s --timeout=2s --start-period=1s --retries=2 CMD ["/app", "no-such-command"]`); err != nil {
 		return nil, "", err
+	}
+	// A key pair protected environments verify against; v1.0.0 is signed,
+	// the other releases are not.
+	priv, pub, err := signature.GenerateKeyPair(secret.New("e2e"))
+	if err != nil {
+		return nil, "", err
+	}
+	f.publicKey = filepath.Join(f.tmp, "cosign.pub")
+	if err := os.WriteFile(f.publicKey, pub, 0o644); err != nil {
+		return nil, "", err
+	}
+	signer, err := signature.LoadSigner(priv, secret.New("e2e"))
+	if err != nil {
+		return nil, "", err
+	}
+	if _, _, err := publish.Sign(ctx, f.repo+"@"+f.digests["v1.0.0"], signer, dockerimage.Credentials{}); err != nil {
+		return nil, "", fmt.Errorf("sign v1.0.0: %w", err)
 	}
 	f.postgres = f.registry + "/postgres:e2e"
 	if _, err := f.push(ctx, pgImage, f.postgres); err != nil {
@@ -551,7 +571,7 @@ func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 		}
 		b.WriteString("]\n")
 		if e.Protected {
-			fmt.Fprintf(&b, "    protected: true\n    promote_from: %s\n", e.PromoteFrom)
+			fmt.Fprintf(&b, "    protected: true\n    promote_from: %s\n    verify: {key: %s}\n", e.PromoteFrom, f.publicKey)
 		}
 		if e.Registry {
 			fmt.Fprintf(&b, "    registry:\n      port: %d\n", f.port)

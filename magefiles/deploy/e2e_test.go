@@ -472,6 +472,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 		{"not promoted", env, []string{"deploy:to", "prod", "-version=v2.0.0"}, func() {
 			_ = os.Remove(filepath.Join(f.clone, "stray.txt"))
 		}, []string{"never served on e2e", "HEAD is v1.0.0 but the image is tagged \"v2.0.0\""}},
+		{"unsigned", env, []string{"deploy:to", "prod", "-version=v1.0.0", "-image=" + f.repo + ":v2.0.0"}, nil, []string{"FAIL  signature  verify: no signature for " + f.digests["v2.0.0"]}},
 		{"missing image", env, []string{"deploy:to", "e2e", "-version=v9.9.9"}, nil, []string{"not in the registry"}},
 		{"missing secrets", noSecrets, []string{"deploy:to", "bare", "-image=" + f.repo + ":v1.0.0"}, nil,
 			[]string{"no version of database_url, postgres_password", "secrets:set bare NAME"}},
@@ -497,7 +498,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 	// With HEAD at v1.0.0, clean, and v1's digest deployed on e2e, every
 	// protected check passes.
 	out := expect(t, f, env, 0, "deploy:to", "prod", "-version=v1.0.0", "-dryrun")
-	for _, w := range []string{"ok    tree", "ok    tag", "ok    promoted"} {
+	for _, w := range []string{"ok    tree", "ok    tag", "ok    promoted", "ok    signature  signed by"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("the protected preflight does not pass %q:\n%s", w, out)
 		}

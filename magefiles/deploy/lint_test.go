@@ -45,6 +45,7 @@ func TestLintRefusesAProtectedEnvironmentBreakingTheRules(t *testing.T) {
     app_env: production
     protected: true
     promote_from: staging
+    verify: {key: "-----BEGIN PUBLIC KEY-----"}
 `), 0o644))
 	err = Lint(t.Context(), root)
 	if err == nil {

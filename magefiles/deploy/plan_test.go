@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 	"github.com/fractionate/service-template/magefiles/deploy/internal/fakeswarm"
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
+	"github.com/fractionate/service-template/magefiles/signature"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -35,6 +37,15 @@ func (f fakeResolver) Digest(_ context.Context, ref string) (string, error) {
 }
 
 func (f fakeResolver) Version(context.Context, string) (string, error) { return "", nil }
+
+// Verify: an image is signed when the resolver knows "signed@<digest>".
+func (f fakeResolver) Verify(_ context.Context, ref, _ string) (signature.Report, error) {
+	d := ParseImage(ref).Digest
+	if _, ok := f["signed@"+d]; ok {
+		return signature.Report{Key: "fakekey"}, nil
+	}
+	return signature.Report{}, fmt.Errorf("verify: %w for %s", signature.ErrUnsigned, d)
+}
 
 const (
 	digestV2 = "sha256:861334b9d4d9be6ba99518ae8b32a68632aa2fd2640ae3cb7ebfd32c456f5a87"

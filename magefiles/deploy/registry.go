@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/fractionate/service-template/magefiles/dockerimage"
+	"github.com/fractionate/service-template/magefiles/signature"
 )
 
 // resolver looks images up in their registry.
@@ -26,6 +27,9 @@ type resolver interface {
 	// Version returns the version the build stamped into the image's
 	// labels (org.opencontainers.image.version); "" when there is none.
 	Version(ctx context.Context, ref string) (string, error)
+	// Verify checks ref's signature by key and the SBOM it binds
+	// (package signature).
+	Verify(ctx context.Context, ref, key string) (signature.Report, error)
 }
 
 // errNotInRegistry is returned for an image or tag the registry does not
@@ -171,6 +175,15 @@ func (r *Registry) Version(ctx context.Context, ref string) (string, error) {
 		return "", registryError(ref, err)
 	}
 	return cf.Config.Labels["org.opencontainers.image.version"], nil
+}
+
+// Verify implements resolver.
+func (r *Registry) Verify(ctx context.Context, ref, key string) (signature.Report, error) {
+	nr, opts, err := r.lookup(ctx, ref)
+	if err != nil {
+		return signature.Report{}, err
+	}
+	return signature.Verify(ctx, nr.String(), signature.Policy{Key: key}, opts...)
 }
 
 func registryError(ref string, err error) error {

@@ -87,6 +87,21 @@ type Environment struct {
 
 	// Notify, when set, names the webhook deploy events are POSTed to.
 	Notify *Notify `yaml:"notify"`
+
+	// Verify, when set, is the key a release's digest must be signed by,
+	// its SBOM bound in the signature (image:sign): preflight refuses an
+	// image it cannot verify. A protected environment must have one.
+	Verify *Verify `yaml:"verify"`
+}
+
+// Verify is what a deploy checks a release's signature against.
+type Verify struct {
+	// Key is a public key (cosign's PEM): inline, or a file relative to
+	// the repository root.
+	Key string `yaml:"key"`
+	// AllowOverride lets -override skip the check (it is recorded); off,
+	// nothing skips it.
+	AllowOverride bool `yaml:"allow_override"`
 }
 
 // Smoke is where a smoke check asks: a URL from the deploying machine, or
@@ -316,6 +331,14 @@ func Parse(r io.Reader, path, root string) (Environments, error) {
 				fail(name, "notify.%s", msg)
 			}
 		}
+		switch {
+		case e.Verify != nil:
+			if msg := e.Verify.check(root); msg != "" {
+				fail(name, "verify.%s", msg)
+			}
+		case e.Protected:
+			fail(name, "verify: a protected environment runs only images signed by a key it names: verify: {key: deploy/cosign.pub} (go tool mage image:keygen makes a pair)")
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(doc.Environments)) {
 		e := doc.Environments[name]
@@ -402,6 +425,24 @@ func (s *Smoke) check() []string {
 		errs = append(errs, fmt.Sprintf("timeout: %s: want 1s to 10m", s.Timeout))
 	}
 	return errs
+}
+
+// check validates a verify section; a key given as a file is made
+// absolute against root.
+func (v *Verify) check(root string) string {
+	switch {
+	case v.Key == "":
+		return "key: want the public key a release must be signed by: a file (deploy/cosign.pub) or PEM"
+	case strings.Contains(v.Key, "-----BEGIN"):
+		return ""
+	}
+	if !filepath.IsAbs(v.Key) {
+		v.Key = filepath.Join(root, v.Key)
+	}
+	if _, err := os.Stat(v.Key); err != nil {
+		return fmt.Sprintf("key: %v", err)
+	}
+	return ""
 }
 
 // check validates a notify section and fills in its defaults.

@@ -30,6 +30,7 @@ environments:
     app_env: production
     protected: true
     promote_from: staging
+    verify: {key: "-----BEGIN PUBLIC KEY-----\\nx\\n-----END PUBLIC KEY-----"}
     deadline: 15m
     history: 40
     max_replicas: 8
@@ -65,6 +66,12 @@ environments:
 			want: []string{"environments.staging.endpoints: set endpoint or endpoints, not both"}},
 		{name: "a bad one of several", yaml: strings.Replace(good, "endpoint: ssh://deploy@staging.example.com", "endpoints: [ssh://a, http://b]", 1),
 			want: []string{"environments.staging.endpoints[1]", "unix://, tcp:// or ssh://"}},
+		{name: "a protected environment without a key", yaml: strings.Replace(good, "    verify: {key:", "    x_verify: {key:", 1),
+			want: []string{"field x_verify not found"}},
+		{name: "a verify key that is no file", yaml: strings.Replace(good, `verify: {key: "-----BEGIN PUBLIC KEY-----\\nx\\n-----END PUBLIC KEY-----"}`, "verify: {key: deploy/nope.pub}", 1),
+			want: []string{"environments.production.verify.key", "nope.pub"}},
+		{name: "protected, no verify", yaml: strings.Replace(good, `    verify: {key: "-----BEGIN PUBLIC KEY-----\\nx\\n-----END PUBLIC KEY-----"}`+"\n", "", 1),
+			want: []string{"environments.production.verify: a protected environment runs only images signed"}},
 		{name: "plain tcp where it is allowed", yaml: strings.Replace(good, "endpoint: ssh://deploy@staging.example.com", "endpoint: tcp://10.0.0.2:2375\n    insecure_tcp: true", 1)},
 		{name: "plain tcp to production", yaml: good + "    insecure_tcp: true\n",
 			want: []string{"environments.production.insecure_tcp", "always uses TLS"}},
