@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fractionate/service-template/app/internal/buildinfo"
 	"github.com/fractionate/service-template/app/internal/health"
@@ -53,6 +54,15 @@ type Deps struct {
 	Build        buildinfo.Info
 	Schema       Schema // nil: /version leaves the schema out
 	MaxBodyBytes int64
+	Observer     Observer // nil: requests are logged only
+}
+
+// Observer is told of every request: when it starts, and its route pattern
+// ("" when no route took it), status and duration when it ends. The
+// service's Prometheus metrics are one.
+type Observer interface {
+	Start()
+	Done(route string, status int, d time.Duration)
 }
 
 // versionBody is what /version answers.
@@ -134,7 +144,7 @@ func New(d Deps) http.Handler {
 	for _, r := range routes(d) {
 		mux.HandleFunc(r.Method+" "+r.Path, r.handler)
 	}
-	return logRequests(d.Log, jsonFallbacks(mux))
+	return logRequests(d.Log, d.Observer, jsonFallbacks(mux))
 }
 
 // jsonFallbacks answers what mux has no route for with the JSON error shape
