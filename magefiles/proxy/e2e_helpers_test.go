@@ -328,3 +328,50 @@ func networkExists(t *testing.T, ctx context.Context, cli *client.Client, name s
 	}
 	return len(ns.Items) > 0
 }
+
+// migrate runs `app migrate up` once, as a Swarm job on the app stack's
+// internal network (where the deploy pipeline runs it too), and waits for
+// it to complete.
+func (f *e2e) migrate(t *testing.T, ctx context.Context, image, databaseURL string) {
+	t.Helper()
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: "proxytest-migrate"},
+		Mode:        swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{}},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{
+				Image: image, Args: []string{"migrate", "up"},
+				Env: []string{"APP_ENV=production", "DATABASE_URL=" + databaseURL},
+			},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: "proxytest-app_internal"}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
+		},
+	}
+	created, err := f.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: spec})
+	if err != nil {
+		t.Fatalf("create the migration job: %v", err)
+	}
+	defer func() {
+		if _, err := f.cli.ServiceRemove(context.WithoutCancel(ctx), created.ID, client.ServiceRemoveOptions{}); err != nil {
+			t.Errorf("remove the migration job: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		tasks, err := f.cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", created.ID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks.Items {
+			switch task.Status.State {
+			case swarm.TaskStateComplete:
+				return
+			case swarm.TaskStateFailed, swarm.TaskStateRejected:
+				t.Fatalf("migration job %s: %s\n%s", task.Status.State, task.Status.Err, serviceLogs(context.WithoutCancel(ctx), created.ID))
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("the migration job did not complete within 2m (tasks %+v)", tasks.Items)
+		}
+		time.Sleep(time.Second)
+	}
+}

@@ -37,14 +37,15 @@ const appHost = "app.proxytest.test"
 
 // e2e is what the test made and uses.
 type e2e struct {
-	cli        *client.Client
-	dir        string // the pebble files
-	env        []string
-	httpPort   int
-	httpsPort  int
-	pebblePort int
-	roots      *x509.CertPool // pebble's issuing root, once fetched
-	stacks     []string       // deployed, to remove
+	cli         *client.Client
+	dir         string // the pebble files
+	env         []string
+	httpPort    int
+	httpsPort   int
+	pebblePort  int
+	roots       *x509.CertPool // pebble's issuing root, once fetched
+	stacks      []string       // deployed, to remove
+	databaseURL string
 }
 
 // TestE2EProxy runs deploy/proxy.yml on a single-node Swarm of its own with
@@ -85,7 +86,8 @@ func TestE2EProxy(t *testing.T) {
 
 	f.roots = f.pebbleRoots(t, ctx)
 	hc := f.client()
-	waitServed(t, ctx, f, hc, 4*time.Minute)
+	waitServed(t, ctx, f, hc, 4*time.Minute) // /ready: Postgres answers too
+	f.migrate(t, ctx, "localhost/proxy-test:v1", f.databaseURL)
 
 	t.Run("HTTPS with a certificate pebble issued for the host name", func(t *testing.T) {
 		state := f.handshake(t, ctx)
@@ -237,10 +239,8 @@ func newE2E(t *testing.T, ctx context.Context) *e2e {
 		}
 	})
 	password := "pw" + dockertest.Unique(t)
-	for name, value := range map[string]string{
-		"postgres_password": password,
-		"database_url":      "postgres://app:" + password + "@postgres:5432/app?sslmode=disable",
-	} {
+	f.databaseURL = "postgres://app:" + password + "@postgres:5432/app?sslmode=disable"
+	for name, value := range map[string]string{"postgres_password": password, "database_url": f.databaseURL} {
 		if _, err := cli.SecretCreate(ctx, client.SecretCreateOptions{Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: name}, Data: []byte(value)}}); err != nil {
 			t.Fatalf("create secret %s: %v", name, err)
 		}

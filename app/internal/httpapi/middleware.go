@@ -61,7 +61,7 @@ func logRequests(log *slog.Logger, obs Observer, next http.Handler) http.Handler
 			obs.Start()
 		}
 		id := r.Header.Get("X-Request-Id")
-		if !validRequestID.MatchString(id) {
+		if id == "" || !validRequestID.MatchString(id) {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
@@ -74,8 +74,12 @@ func logRequests(log *slog.Logger, obs Observer, next http.Handler) http.Handler
 			sw.status = http.StatusOK
 		}
 		took := time.Since(start)
+		route := inner.Pattern
+		if route == fallbackPattern {
+			route = ""
+		}
 		if obs != nil {
-			obs.Done(inner.Pattern, sw.status, took)
+			obs.Done(route, sw.status, took)
 		}
 		level := slog.LevelInfo
 		probe := r.URL.Path == "/health" || r.URL.Path == "/ready"
