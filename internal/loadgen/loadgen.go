@@ -45,6 +45,10 @@ type Result struct {
 	// Latencies of every request, failed ones included, in ascending order.
 	Latencies []time.Duration
 	Errors    []string // the first MaxErrors failures, with their time
+	// FirstFailure and LastFailure bound the failures in time (when each
+	// failed request started): the window a change left clients without
+	// service. Zero when none failed.
+	FirstFailure, LastFailure time.Time
 }
 
 // RPS is the requests completed per second.
@@ -108,6 +112,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				if err != nil {
 					mu.Lock()
 					res.Failed++
+					if res.FirstFailure.IsZero() || t0.Before(res.FirstFailure) {
+						res.FirstFailure = t0
+					}
+					if t0.After(res.LastFailure) {
+						res.LastFailure = t0
+					}
 					if len(res.Errors) < MaxErrors {
 						res.Errors = append(res.Errors, t0.Format("15:04:05.000")+" "+err.Error())
 					}

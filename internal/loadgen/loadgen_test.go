@@ -32,6 +32,9 @@ func TestRunCountsEveryRequestAndFailure(t *testing.T) {
 	if len(res.Errors) == 0 || len(res.Errors) > MaxErrors || !strings.Contains(res.Errors[0], "status 503") {
 		t.Errorf("errors %q, want up to %d naming the 503", res.Errors, MaxErrors)
 	}
+	if res.FirstFailure.IsZero() || res.LastFailure.Before(res.FirstFailure) || res.LastFailure.Sub(res.FirstFailure) > res.Elapsed {
+		t.Errorf("failures from %v to %v in a run of %v", res.FirstFailure, res.LastFailure, res.Elapsed)
+	}
 	if len(res.Latencies) != res.Sent || res.Percentile(1) < res.Percentile(0.5) {
 		t.Errorf("%d latencies for %d requests; p100 %v < p50 %v", len(res.Latencies), res.Sent, res.Percentile(1), res.Percentile(0.5))
 	}

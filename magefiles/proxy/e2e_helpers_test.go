@@ -201,7 +201,7 @@ func waitServed(t *testing.T, ctx context.Context, f *e2e, hc *http.Client, time
 			last = fmt.Errorf("status %s", resp.Status)
 		}
 		if last == nil {
-			t.Logf("served over HTTPS with pebble's certificate %s after the deploys", time.Since(start).Round(time.Second))
+			t.Logf("served over HTTPS with a certificate from pebble after %s", time.Since(start).Round(time.Second))
 			return
 		}
 		time.Sleep(time.Second)

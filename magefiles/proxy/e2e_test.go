@@ -151,6 +151,33 @@ func TestE2EProxy(t *testing.T) {
 			}
 		}
 	})
+
+	// Traefik holds the host's ports, so a new Traefik task can only start
+	// once the old one let go of them (stop-first): an upgrade of the proxy
+	// leaves the node without a listener for a moment. The certificate
+	// survives it, from acme.json on the volume, without a new order.
+	t.Run("a proxy upgrade: a short window, the certificate kept", func(t *testing.T) {
+		serial := f.handshake(t, ctx).PeerCertificates[0].SerialNumber
+		upgrade := func(ctx context.Context) {
+			prev := serviceState(t, ctx, f.cli, "proxytest-proxy_traefik")
+			f.env = append(f.env, "PROXY_LOG_LEVEL=WARN") // a new task spec, as a new image would be
+			f.deploy(t, ctx, "proxytest-proxy", "../../"+File, "testdata/proxy-test.yml")
+			waitUpdated(t, ctx, f.cli, "proxytest-proxy_traefik", prev, 3*time.Minute)
+			waitServed(t, ctx, f, f.client(), 2*time.Minute)
+			time.Sleep(3 * time.Second)
+		}
+		res := f.load(t, ctx, f.client(), 0, upgrade)
+		window := res.LastFailure.Sub(res.FirstFailure)
+		t.Logf("proxy upgrade under load: %d requests, %d failed, all within %s (first %s, last %s); p99 %s",
+			res.Sent, res.Failed, window.Round(10*time.Millisecond), res.FirstFailure.Format("15:04:05.000"),
+			res.LastFailure.Format("15:04:05.000"), res.Percentile(0.99).Round(100*time.Microsecond))
+		if window > 30*time.Second {
+			t.Errorf("clients were refused for %s; want a window of seconds", window)
+		}
+		if got := f.handshake(t, ctx).PeerCertificates[0].SerialNumber; got.Cmp(serial) != 0 {
+			t.Errorf("after the upgrade the certificate is serial %s, want the same %s: acme.json was not kept", got, serial)
+		}
+	})
 }
 
 // newE2E checks what the test needs, makes the Swarm, the shared network,
