@@ -29,8 +29,8 @@ import (
 )
 
 var (
-	costDuration    = flag.Duration("metricscost.duration", 3*time.Second, "BenchmarkIntegrationMetricsCost: length of each measured run")
-	costRounds      = flag.Int("metricscost.rounds", 5, "BenchmarkIntegrationMetricsCost: runs per handler and workload (medians are reported)")
+	costDuration    = flag.Duration("metricscost.duration", 2*time.Second, "BenchmarkIntegrationMetricsCost: length of each measured run")
+	costRounds      = flag.Int("metricscost.rounds", 7, "BenchmarkIntegrationMetricsCost: runs per handler and workload (medians are reported)")
 	costConcurrency = flag.Int("metricscost.concurrency", 8, "BenchmarkIntegrationMetricsCost: requests in flight")
 )
 
@@ -40,9 +40,11 @@ var (
 // in-flight gauge), against a bare net/http handler returning the same
 // bytes, side by side in one run on loopback, on /health and on GET
 // /v1/notes against a real Postgres (both handlers read the notes through
-// the same store and pool; the bare one has no middleware and no mux).
-// Runs alternate between the two, so a disturbance on the machine hits
-// both; the table shows medians. go tool mage bench:metrics runs it.
+// the same store and pool; the bare one has no middleware and no mux). The
+// service with metrics off runs beside them, to show what the metrics cost
+// on their own. Runs take turns, so a disturbance on the machine hits all;
+// the table shows medians, and the spread of the ratios by round.
+// go tool mage bench:metrics runs it.
 func BenchmarkIntegrationMetricsCost(b *testing.B) {
 	ctx := b.Context()
 	cfg, err := costConfig(dbtest.NewDatabase(b, true))
@@ -72,43 +74,57 @@ func BenchmarkIntegrationMetricsCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	ready := health.NewReadiness(cfg.Readiness.Timeout, map[string]health.Check{"postgres": postgres.Ping(pool)})
-	app := startCostServer(b, cfg, newHandler(cfg, newLogger(cfg, logFile), pool, ready, nil, m))
+	log := newLogger(cfg, logFile)
 	bare := startCostServer(b, cfg, bareHandler(store))
+	app := startCostServer(b, cfg, newHandler(cfg, log, pool, ready, nil, m))
+	// The service without metrics too, to show what they cost on their own.
+	appOff := startCostServer(b, cfg, newHandler(cfg, log, pool, ready, nil, nil))
+	handlers := []string{bare, app, appOff}
 
 	workloads := []struct{ name, path string }{
 		{"GET /health", "/health"},
 		{"GET /v1/notes (Postgres)", "/v1/notes"},
 	}
-	sent := map[string]int{} // by path, to the service
-	var pairs []loadgen.Pair
+	sent := map[string]int{} // by path, to the service with metrics
+	run := func(base, path string, d time.Duration) loadgen.Result {
+		res, err := loadgen.Run(ctx, loadgen.Options{Concurrency: *costConcurrency, Duration: d, Request: loadgen.Get(base + path)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if base == app {
+			sent[path] += res.Sent
+		}
+		return res
+	}
 	for _, w := range workloads {
-		same(b, bare+w.path, app+w.path)
+		for _, h := range handlers[1:] {
+			same(b, bare+w.path, h+w.path)
+		}
 		sent[w.path]++ // same's request
-		run := func(base string, d time.Duration) loadgen.Result {
-			res, err := loadgen.Run(ctx, loadgen.Options{Concurrency: *costConcurrency, Duration: d, Request: loadgen.Get(base + w.path)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if base == app {
-				sent[w.path] += res.Sent
-			}
-			return res
+		for _, h := range handlers {
+			run(h, w.path, time.Second) // warm-up: connections, pool, caches
 		}
-		run(bare, time.Second) // warm-up: connections, pool, caches
-		run(app, time.Second)
-		var bareRuns, appRuns []loadgen.Result
-		for i := range *costRounds {
-			// Alternate who goes first, so neither always runs on a
-			// machine the other just warmed or heated.
-			if i%2 == 0 {
-				bareRuns = append(bareRuns, run(bare, *costDuration))
-				appRuns = append(appRuns, run(app, *costDuration))
-			} else {
-				appRuns = append(appRuns, run(app, *costDuration))
-				bareRuns = append(bareRuns, run(bare, *costDuration))
+	}
+	// Rounds outside, workloads inside, and who goes first rotating: a
+	// disturbance on the machine, or what one workload leaves behind,
+	// falls on every handler alike.
+	runs := make(map[string][][]loadgen.Result) // by handler, by workload
+	for _, h := range handlers {
+		runs[h] = make([][]loadgen.Result, len(workloads))
+	}
+	for i := range *costRounds {
+		for j, w := range workloads {
+			for k := range handlers {
+				h := handlers[(i+k)%len(handlers)]
+				runs[h][j] = append(runs[h][j], run(h, w.path, *costDuration))
 			}
 		}
-		pairs = append(pairs, loadgen.Pair{Name: w.name, Baseline: loadgen.Summarize(bareRuns), Subject: loadgen.Summarize(appRuns)})
+	}
+	var pairs []loadgen.Pair
+	for j, w := range workloads {
+		pairs = append(pairs,
+			loadgen.Compare(w.name, "service", runs[bare][j], runs[app][j]),
+			loadgen.Compare(w.name, "service, metrics off", runs[bare][j], runs[appOff][j]))
 	}
 
 	// The metrics were on: every request to the service is in its histogram.
@@ -118,13 +134,15 @@ func BenchmarkIntegrationMetricsCost(b *testing.B) {
 			b.Errorf("http_request_duration_seconds_count{route=%q} = %d, want the %d requests sent", route, got, n)
 		}
 	}
-	fmt.Printf("\nThe service (metrics on) against a bare net/http handler, loopback, %d in flight, %d runs of %s each (medians):\n\n",
+	fmt.Printf("\nThe service (metrics on, and off) against a bare net/http handler, loopback, %d in flight, %d runs of %s each (medians):\n\n",
 		*costConcurrency, *costRounds, *costDuration)
-	if err := loadgen.WriteTable(os.Stdout, "bare", "service", pairs); err != nil {
+	if err := loadgen.WriteTable(os.Stdout, "bare", pairs); err != nil {
 		b.Fatal(err)
 	}
 	for _, p := range pairs {
-		b.ReportMetric(p.RPSRatio(), strings.Fields(p.Name)[1]+"-rps-ratio")
+		if p.SubjectName == "service" {
+			b.ReportMetric(p.RPSRatio(), strings.Fields(p.Name)[1]+"-rps-ratio")
+		}
 	}
 }
 

@@ -44,9 +44,9 @@ func (Bench) Deploy(ctx context.Context) error {
 	return exec().Run(ctx, runner.Command("go", "test", "-count=1", "-run", "^$", "-bench", "^BenchmarkE2EDeploy$", "-benchtime", "1x", "-timeout", "40m", "./magefiles/deploy"))
 }
 
-// Metrics prints the service's HTTP layer, metrics on, against a bare net/http handler on loopback: /health and GET /v1/notes on Postgres, req/s and p99 at 8 in flight, medians of -runs=N runs of 3 s (default 5).
+// Metrics prints the service's HTTP layer, metrics on, against a bare net/http handler on loopback: /health and GET /v1/notes on Postgres, req/s and p99 at 8 in flight, medians of -runs=N alternating runs of 2 s (default 7).
 func (Bench) Metrics(ctx context.Context, runs *int) error {
-	n := 5
+	n := 7
 	if runs != nil {
 		n = *runs
 	}

@@ -49,8 +49,26 @@ func median[T float64 | time.Duration](v []T) T {
 
 // Pair compares a subject with its baseline on one workload.
 type Pair struct {
-	Name              string
+	Name              string // the workload
+	SubjectName       string // what is compared with the baseline
 	Baseline, Subject Summary
+	// RoundRatios are the throughput ratios of runs made one after the
+	// other (subject over baseline), lowest first: their spread says how
+	// much the machine disturbed the measurement.
+	RoundRatios []float64
+}
+
+// Compare summarizes runs of a baseline and a subject made in rounds, the
+// i-th of each side in the same round.
+func Compare(name, subjectName string, baseline, subject []Result) Pair {
+	p := Pair{Name: name, SubjectName: subjectName, Baseline: Summarize(baseline), Subject: Summarize(subject)}
+	for i := range min(len(baseline), len(subject)) {
+		if b := baseline[i].RPS(); b > 0 {
+			p.RoundRatios = append(p.RoundRatios, subject[i].RPS()/b)
+		}
+	}
+	slices.Sort(p.RoundRatios)
+	return p
 }
 
 // RPSRatio is the subject's throughput as a fraction of the baseline's:
@@ -70,15 +88,22 @@ func (p Pair) P99Ratio() float64 {
 	return float64(p.Subject.P99) / float64(p.Baseline.P99)
 }
 
-// WriteTable prints the pairs as an aligned table, one line per side, the
-// ratios on the subject's line.
-func WriteTable(w io.Writer, baseline, subject string, pairs []Pair) error {
+// WriteTable prints the pairs as an aligned table, the ratios on the
+// subject's line; a pair of the same workload as the one before it shares
+// its baseline line.
+func WriteTable(w io.Writer, baseline string, pairs []Pair) error {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "workload\thandler\treq/s\tp50\tp99\tfailed\treq/s ratio\tp99 ratio")
-	for _, p := range pairs {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t\t\n", p.Name, baseline, p.Baseline.RPS, ms(p.Baseline.P50), ms(p.Baseline.P99), p.Baseline.Failed)
-		fmt.Fprintf(tw, "\t%s\t%.0f\t%s\t%s\t%d\t%.2fx\t%.2fx\n", subject, p.Subject.RPS, ms(p.Subject.P50), ms(p.Subject.P99), p.Subject.Failed, p.RPSRatio(), p.P99Ratio())
+	fmt.Fprintln(tw, "workload\thandler\treq/s\tp50\tp99\tfailed\treq/s ratio\tp99 ratio\tratio by round")
+	for i, p := range pairs {
+		if i == 0 || pairs[i-1].Name != p.Name {
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t\t\t\n", p.Name, baseline, p.Baseline.RPS, ms(p.Baseline.P50), ms(p.Baseline.P99), p.Baseline.Failed)
+		}
+		spread := ""
+		if n := len(p.RoundRatios); n > 0 {
+			spread = fmt.Sprintf("%.2f-%.2f", p.RoundRatios[0], p.RoundRatios[n-1])
+		}
+		fmt.Fprintf(tw, "\t%s\t%.0f\t%s\t%s\t%d\t%.2fx\t%.2fx\t%s\n", p.SubjectName, p.Subject.RPS, ms(p.Subject.P50), ms(p.Subject.P99), p.Subject.Failed, p.RPSRatio(), p.P99Ratio(), spread)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -105,19 +106,35 @@ func TestSummarizeTakesMedians(t *testing.T) {
 	}
 }
 
+func TestCompareRatiosByRound(t *testing.T) {
+	run := func(sent int) Result { return Result{Sent: sent, Elapsed: time.Second} }
+	p := Compare("w", "s", []Result{run(100), run(200), run(100)}, []Result{run(90), run(100), run(110)})
+	if want := []float64{0.5, 0.9, 1.1}; len(p.RoundRatios) != 3 || p.RoundRatios[0] != want[0] || p.RoundRatios[1] != want[1] || math.Abs(p.RoundRatios[2]-want[2]) > 1e-9 {
+		t.Errorf("round ratios %v, want %v (each round's own, sorted)", p.RoundRatios, want)
+	}
+	if p.RPSRatio() != 1 {
+		t.Errorf("median ratio %v, want 100/100", p.RPSRatio())
+	}
+}
+
 func TestWriteTable(t *testing.T) {
 	var b bytes.Buffer
-	err := WriteTable(&b, "bare", "service", []Pair{{
-		Name:     "GET /health",
-		Baseline: Summary{RPS: 1000, P50: time.Millisecond, P99: 2 * time.Millisecond},
-		Subject:  Summary{RPS: 950, P50: time.Millisecond, P99: 3 * time.Millisecond, Failed: 1},
+	base := Summary{RPS: 1000, P50: time.Millisecond, P99: 2 * time.Millisecond}
+	err := WriteTable(&b, "bare", []Pair{{
+		Name: "GET /health", SubjectName: "service", Baseline: base,
+		Subject:     Summary{RPS: 950, P50: time.Millisecond, P99: 3 * time.Millisecond, Failed: 1},
+		RoundRatios: []float64{0.9, 0.95, 1.01},
+	}, {
+		Name: "GET /health", SubjectName: "service, off", Baseline: base,
+		Subject: Summary{RPS: 1000, P50: time.Millisecond, P99: 2 * time.Millisecond},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `workload     handler  req/s  p50     p99     failed  req/s ratio  p99 ratio
-GET /health  bare     1000   1.00ms  2.00ms  0
-             service  950    1.00ms  3.00ms  1       0.95x        1.50x
+	want := `workload     handler       req/s  p50     p99     failed  req/s ratio  p99 ratio  ratio by round
+GET /health  bare          1000   1.00ms  2.00ms  0
+             service       950    1.00ms  3.00ms  1       0.95x        1.50x      0.90-1.01
+             service, off  1000   1.00ms  2.00ms  0       1.00x        1.00x
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)

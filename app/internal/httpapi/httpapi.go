@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -262,12 +263,13 @@ func (h notesHandler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h notesHandler) list(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryInt(r, "limit", 20, 1, 100)
+	q := r.URL.Query() // parsed once for both parameters
+	limit, err := queryInt(q, "limit", 20, 1, 100)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	before, err := queryInt(r, "before", 0, 1, 1<<62)
+	before, err := queryInt(q, "before", 0, 1, 1<<62)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -317,8 +319,8 @@ func (h notesHandler) failed(w http.ResponseWriter, r *http.Request, err error) 
 	return true
 }
 
-func queryInt(r *http.Request, name string, def, lo, hi int64) (int64, error) {
-	s := r.URL.Query().Get(name)
+func queryInt(q url.Values, name string, def, lo, hi int64) (int64, error) {
+	s := q.Get(name)
 	if s == "" {
 		return def, nil
 	}
