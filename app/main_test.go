@@ -390,7 +390,7 @@ func TestIntegrationMetricsListener(t *testing.T) {
 	if code, _ := a.get(t, "/metrics"); code != http.StatusNotFound {
 		t.Errorf("the API's port answers /metrics with %d, want 404: the proxy routes that port", code)
 	}
-	resp, err := http.Get(a.metrics) //nolint:noctx // loopback, the test's own process
+	resp, err := http.Get(a.metrics)
 	if err != nil {
 		t.Fatal(err)
 	}

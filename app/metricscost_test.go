@@ -192,7 +192,7 @@ func bareHandler(store *notes.Store) http.Handler {
 func same(b *testing.B, bareURL, appURL string) {
 	b.Helper()
 	get := func(url string) []byte {
-		resp, err := http.Get(url) //nolint:noctx // a one-off check on loopback
+		resp, err := http.Get(url)
 		if err != nil {
 			b.Fatal(err)
 		}

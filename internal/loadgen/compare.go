@@ -95,14 +95,16 @@ func WriteTable(w io.Writer, baseline string, pairs []Pair) error {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\thandler\treq/s\tp50\tp99\tfailed\treq/s ratio\tp99 ratio\tratio by round")
+	prev := ""
 	for i, p := range pairs {
-		if i == 0 || pairs[i-1].Name != p.Name {
+		if i == 0 || p.Name != prev {
 			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t\t\t\n", p.Name, baseline, p.Baseline.RPS, ms(p.Baseline.P50), ms(p.Baseline.P99), p.Baseline.Failed)
 		}
 		spread := ""
 		if n := len(p.RoundRatios); n > 0 {
 			spread = fmt.Sprintf("%.2f-%.2f", p.RoundRatios[0], p.RoundRatios[n-1])
 		}
+		prev = p.Name
 		fmt.Fprintf(tw, "\t%s\t%.0f\t%s\t%s\t%d\t%.2fx\t%.2fx\t%s\n", p.SubjectName, p.Subject.RPS, ms(p.Subject.P50), ms(p.Subject.P99), p.Subject.Failed, p.RPSRatio(), p.P99Ratio(), spread)
 	}
 	if err := tw.Flush(); err != nil {

@@ -87,7 +87,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	check := o.Check
 	if check == nil {
-		check = WantStatus(http.StatusOK)
+		check = want200
 	}
 	runCtx := ctx
 	if o.Duration > 0 {
@@ -158,14 +158,12 @@ func one(ctx context.Context, hc *http.Client, newReq func(context.Context) (*ht
 	return nil
 }
 
-// WantStatus is a Check that accepts one status code.
-func WantStatus(code int) func(*http.Response, []byte) error {
-	return func(resp *http.Response, _ []byte) error {
-		if resp.StatusCode != code {
-			return fmt.Errorf("status %s, want %d", resp.Status, code)
-		}
-		return nil
+// want200 is the Check when Options has none.
+func want200(resp *http.Response, _ []byte) error {
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s, want 200", resp.Status)
 	}
+	return nil
 }
 
 // Get is a Request function for a GET of url.
