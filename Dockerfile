@@ -30,6 +30,11 @@
 #
 # The two final stages must stay identical apart from where /app comes from;
 # magefiles/dockerimage's tests compare them.
+#
+# Only the API's port is EXPOSEd. The metrics port (metrics.port, 9090) is
+# left out on purpose: EXPOSE is what `docker run -P` publishes and what
+# proxies' port discovery picks from, and the metrics are for a scraper on
+# the stack's network, never for the outside.
 
 ARG GO_VERSION=1.26
 ARG BUILDER_IMAGE=golang:${GO_VERSION}

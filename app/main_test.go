@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -40,10 +41,11 @@ func TestMain(m *testing.M) {
 
 // app is a started app process.
 type app struct {
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	base   string // http://127.0.0.1:port
-	exited chan error
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	base    string // http://127.0.0.1:port
+	metrics string // the metrics listener's URL, when METRICS_PORT was left to startApp
+	exited  chan error
 }
 
 type syncBuffer struct {
@@ -82,8 +84,16 @@ func startApp(t *testing.T, env map[string]string) *app {
 	port := dockertest.FreePort(t)
 	env["HTTP_PORT"] = strconv.Itoa(port)
 	env["HTTP_HOST"] = "127.0.0.1"
+	// Apps started side by side must not share the default metrics port.
+	metricsPort := dockertest.FreePort(t)
+	if _, ok := env["METRICS_PORT"]; !ok {
+		env["METRICS_PORT"] = strconv.Itoa(metricsPort)
+	}
 	cmd := appCmd(t, env, "serve")
-	a := &app{cmd: cmd, out: &syncBuffer{}, base: fmt.Sprintf("http://127.0.0.1:%d", port), exited: make(chan error, 1)}
+	a := &app{
+		cmd: cmd, out: &syncBuffer{}, exited: make(chan error, 1),
+		base: fmt.Sprintf("http://127.0.0.1:%d", port), metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
+	}
 	cmd.Stdout, cmd.Stderr = a.out, a.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -184,7 +194,7 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestConfigCommandShowsSourcesAndRedacts(t *testing.T) {
-	cmd := appCmd(t, map[string]string{"DATABASE_URL": "postgres://u:pw-canary@db:5432/app", "HTTP_PORT": "9090"}, "config")
+	cmd := appCmd(t, map[string]string{"DATABASE_URL": "postgres://u:pw-canary@db:5432/app", "HTTP_PORT": "9191"}, "config")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +204,7 @@ func TestConfigCommandShowsSourcesAndRedacts(t *testing.T) {
 		t.Fatalf("config output is not JSON: %v\n%s", err, out)
 	}
 	checks := map[string][2]string{
-		"http.port":         {"9090", "env HTTP_PORT"},
+		"http.port":         {"9191", "env HTTP_PORT"},
 		"database.url":      {"[REDACTED]", "env DATABASE_URL"},
 		"log.level":         {"warn", "config/test.json"},
 		"readiness.timeout": {"1s", "default"},
@@ -363,6 +373,54 @@ func TestIntegrationRequestLogLine(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("no request log line with the request id:\n%s", a.out.String())
+}
+
+// The running service serves its metrics on metrics.port, apart from the
+// API: the request just made is in the latency histogram under its route
+// pattern, the pool and process series are there, and the API's port has
+// no /metrics.
+func TestIntegrationMetricsListener(t *testing.T) {
+	a := startApp(t, map[string]string{"DATABASE_URL": dbtest.NewDatabase(t, true), "LOG_LEVEL": "info"})
+	if !strings.Contains(a.out.String(), `"serves":"metrics"`) {
+		t.Errorf("no log line of the metrics listener:\n%s", a.out.String())
+	}
+	if code, _ := a.get(t, "/v1/notes/7"); code != http.StatusNotFound {
+		t.Fatalf("GET /v1/notes/7 = %d, want 404", code)
+	}
+	if code, _ := a.get(t, "/metrics"); code != http.StatusNotFound {
+		t.Errorf("the API's port answers /metrics with %d, want 404: the proxy routes that port", code)
+	}
+	resp, err := http.Get(a.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", a.metrics, resp.Status, err)
+	}
+	for _, want := range []string{
+		`http_request_duration_seconds_count{code="404",route="GET /v1/notes/{id}"} 1`,
+		"pgxpool_max_conns 10",
+		"http_requests_in_flight 0",
+		"process_resident_memory_bytes ",
+		"go_goroutines ",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the metrics lack %q", want)
+		}
+	}
+}
+
+// METRICS_PORT=0 turns the metrics listener off; the service runs as before.
+func TestIntegrationMetricsOff(t *testing.T) {
+	a := startApp(t, map[string]string{"DATABASE_URL": dbtest.NewDatabase(t, true), "METRICS_PORT": "0", "LOG_LEVEL": "info"})
+	if code, _ := a.get(t, "/health"); code != http.StatusOK {
+		t.Fatalf("/health = %d", code)
+	}
+	if strings.Contains(a.out.String(), `"serves":"metrics"`) {
+		t.Errorf("METRICS_PORT=0, yet the log says a metrics listener started:\n%s", a.out.String())
+	}
 }
 
 // TestIntegrationVersionReportsSchema: the running service says which

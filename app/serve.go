@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +15,7 @@ import (
 	"github.com/fractionate/service-template/app/internal/config"
 	"github.com/fractionate/service-template/app/internal/health"
 	"github.com/fractionate/service-template/app/internal/httpapi"
+	"github.com/fractionate/service-template/app/internal/metrics"
 	"github.com/fractionate/service-template/app/internal/migrate"
 	"github.com/fractionate/service-template/app/internal/notes"
 	"github.com/fractionate/service-template/app/internal/postgres"
@@ -53,26 +55,51 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	handler := httpapi.New(httpapi.Deps{
-		Log:          log,
-		Notes:        notes.NewStore(pool, cfg.Database.QueryTimeout),
-		Ready:        ready,
-		Build:        build,
-		Schema:       schemaVersions{expected: expected, pool: pool, timeout: cfg.Readiness.Timeout},
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-	})
+	var observer httpapi.Observer
+	if addr := cfg.MetricsAddr(); addr != "" {
+		m := metrics.New()
+		if err := m.Register(metrics.NewPoolCollector(pool.Stat)); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		mln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (metrics.port): %w", addr, err)
+		}
+		// Scrapes go on while the API drains; the listener closes last.
+		defer server.Background(log, mln, m.Handler(), serverOptions(cfg))()
+		observer = m
+	}
+	handler := newHandler(cfg, log, pool, ready, schemaVersions{expected: expected, pool: pool, timeout: cfg.Readiness.Timeout}, observer)
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
-	return server.Run(ctx, log, ln, handler, server.Options{
+	opts := serverOptions(cfg)
+	opts.BeginShutdown = ready.BeginShutdown
+	return server.Run(ctx, log, ln, handler, opts)
+}
+
+// newHandler is the service's HTTP handler as serve runs it.
+func newHandler(cfg *config.Config, log *slog.Logger, pool *pgxpool.Pool, ready httpapi.Readiness, schema httpapi.Schema, obs httpapi.Observer) http.Handler {
+	return httpapi.New(httpapi.Deps{
+		Log:          log,
+		Notes:        notes.NewStore(pool, cfg.Database.QueryTimeout),
+		Ready:        ready,
+		Build:        buildinfo.Get(),
+		Schema:       schema,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		Observer:     obs,
+	})
+}
+
+func serverOptions(cfg *config.Config) server.Options {
+	return server.Options{
 		ReadTimeout:     cfg.HTTP.ReadTimeout,
 		WriteTimeout:    cfg.HTTP.WriteTimeout,
 		IdleTimeout:     cfg.HTTP.IdleTimeout,
 		DrainDelay:      cfg.Shutdown.DrainDelay,
 		ShutdownTimeout: cfg.Shutdown.Timeout,
-		BeginShutdown:   ready.BeginShutdown,
-	})
+	}
 }
 
 // schemaVersions is what /version reports of the schema: the highest

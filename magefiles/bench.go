@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/magefile/mage/mg"
 
@@ -41,6 +42,16 @@ func (Bench) Deploy(ctx context.Context) error {
 		return fmt.Errorf("bench:deploy makes this engine a single-node Swarm for about ten minutes (and leaves it afterwards): set TEST_SWARM=1 to allow it")
 	}
 	return exec().Run(ctx, runner.Command("go", "test", "-count=1", "-run", "^$", "-bench", "^BenchmarkE2EDeploy$", "-benchtime", "1x", "-timeout", "40m", "./magefiles/deploy"))
+}
+
+// Metrics prints the service's HTTP layer, metrics on, against a bare net/http handler on loopback: /health and GET /v1/notes on Postgres, req/s and p99 at 8 in flight, medians of -runs=N alternating runs of 2 s (default 7).
+func (Bench) Metrics(ctx context.Context, runs *int) error {
+	n := 7
+	if runs != nil {
+		n = *runs
+	}
+	return exec().Run(ctx, runner.Command("go", "test", "-count=1", "-run", "^$", "-bench", "^BenchmarkIntegrationMetricsCost$",
+		"-benchtime", "1x", "./app", "-args", "-metricscost.rounds="+strconv.Itoa(n)))
 }
 
 // Dev prints dev:up times (cold and warm build cache) and dev:watch's save-to-served time (median of -runs=N, default 5), in a copy of the checkout.

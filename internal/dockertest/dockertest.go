@@ -25,6 +25,10 @@ import (
 // Prefix starts the name of every test that needs Docker.
 const Prefix = "TestIntegration"
 
+// BenchmarkPrefix starts the name of every benchmark that needs Docker; the
+// test targets never run benchmarks, the bench targets name them.
+const BenchmarkPrefix = "BenchmarkIntegration"
+
 // E2EPrefix starts the name of every end-to-end test: they need Docker too,
 // make the engine a Swarm (TEST_SWARM=1 opts in), and run apart, one
 // package at a time, after the other tests (mage test:e2e).
@@ -39,8 +43,8 @@ var (
 // Docker engine answers.
 func Require(t testing.TB) {
 	t.Helper()
-	if name, _, _ := strings.Cut(t.Name(), "/"); !strings.HasPrefix(name, Prefix) {
-		t.Fatalf("%s needs Docker, so its name must start with %s", name, Prefix)
+	if name, _, _ := strings.Cut(t.Name(), "/"); !strings.HasPrefix(name, Prefix) && !strings.HasPrefix(name, BenchmarkPrefix) {
+		t.Fatalf("%s needs Docker, so its name must start with %s (%s for a benchmark)", name, Prefix, BenchmarkPrefix)
 	}
 	if testing.Short() {
 		t.Skip("integration test: skipped in -short mode")

@@ -54,6 +54,12 @@ type Config struct {
 		IdleTimeout  time.Duration
 		MaxBodyBytes int64
 	}
+	Metrics struct {
+		// Port serves Prometheus metrics on http.host, apart from the API
+		// so that the proxy, which routes only http.port, never exposes
+		// them; 0 turns the listener off.
+		Port int
+	}
 	Shutdown struct {
 		// DrainDelay is how long the server keeps serving after /ready turns
 		// 503, so load balancers stop sending traffic before it closes.
@@ -91,6 +97,14 @@ func (c *Config) Entries() []Entry { return slices.Clone(c.entries) }
 
 // Addr is the listen address.
 func (c *Config) Addr() string { return net.JoinHostPort(c.HTTP.Host, strconv.Itoa(c.HTTP.Port)) }
+
+// MetricsAddr is the metrics listener's address, "" when it is off.
+func (c *Config) MetricsAddr() string {
+	if c.Metrics.Port == 0 {
+		return ""
+	}
+	return net.JoinHostPort(c.HTTP.Host, strconv.Itoa(c.Metrics.Port))
+}
 
 // RequireDatabase reports a missing database URL, for the commands that need one.
 func (c *Config) RequireDatabase() error {
@@ -158,6 +172,7 @@ func (c *Config) fields() []field {
 		{key: "http.write_timeout", def: "15s", kind: kindDuration, parse: positiveDuration(&c.HTTP.WriteTimeout)},
 		{key: "http.idle_timeout", def: "60s", kind: kindDuration, parse: positiveDuration(&c.HTTP.IdleTimeout)},
 		{key: "http.max_body_bytes", def: "65536", kind: kindInteger, parse: intIn(&c.HTTP.MaxBodyBytes, 1, 64<<20)},
+		{key: "metrics.port", def: "9090", kind: kindInteger, parse: intIn(&c.Metrics.Port, 0, 65535)},
 		{key: "shutdown.drain_delay", def: "5s", kind: kindDuration, parse: duration(&c.Shutdown.DrainDelay)},
 		{key: "shutdown.timeout", def: "20s", kind: kindDuration, parse: positiveDuration(&c.Shutdown.Timeout)},
 		{key: "database.url", secret: true, parse: serviceURL(&c.Database.URL, "postgres", "postgresql")},

@@ -212,6 +212,8 @@ func TestBadInput(t *testing.T) {
 		{name: "malformed .env", dot: "GOOD=1\nDATABASE_URL='postgres://u:" + canary + "@h/db\n", want: []string{".env:2:", "never closed"}},
 		{name: "max body out of range", env: map[string]string{"HTTP_MAX_BODY_BYTES": "0"}, want: []string{"http.max_body_bytes", "out of range"}},
 		{name: "max conns not integer", json: `{"database":{"max_conns":2.5}}`, want: []string{"database.max_conns", "not an integer"}},
+		{name: "metrics port out of range", env: map[string]string{"METRICS_PORT": "65536"}, want: []string{"metrics.port", "env METRICS_PORT", "out of range"}},
+		{name: "metrics port is the API's", json: `{"http":{"port":9000}}`, env: map[string]string{"METRICS_PORT": "9000"}, want: []string{"metrics.port (from env METRICS_PORT)", "http.port (from config/development.json)", "both 9000"}},
 		{name: "host with a path", env: map[string]string{"HTTP_HOST": "example.com/x"}, want: []string{"http.host", "not a host"}},
 		{name: "host with a port", env: map[string]string{"HTTP_HOST": "localhost:80"}, want: []string{"http.host", "not a host"}},
 	}
@@ -267,6 +269,32 @@ func TestListenAddress(t *testing.T) {
 			}
 			if got := cfg.Addr(); got != tt.want {
 				t.Errorf("Addr() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// The metrics listener shares http.host, on a port of its own; 0 turns it off.
+func TestMetricsAddress(t *testing.T) {
+	tests := []struct{ host, port, want string }{
+		{"", "", ":9090"},
+		{"127.0.0.1", "9100", "127.0.0.1:9100"},
+		{"::1", "9090", "[::1]:9090"},
+		{"", "0", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host+" "+tt.port, func(t *testing.T) {
+			src, _ := testSources(t, nil)
+			src.Environ["HTTP_HOST"] = tt.host
+			if tt.port != "" {
+				src.Environ["METRICS_PORT"] = tt.port
+			}
+			cfg, _, err := Load(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.MetricsAddr(); got != tt.want {
+				t.Errorf("MetricsAddr() = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -230,6 +230,10 @@ func Load(src Sources) (*Config, []Warning, error) {
 		}
 		cfg.entries = append(cfg.entries, Entry{Key: f.key, Value: shown, Source: r.source, Secret: f.secret})
 	}
+	if cfg.Metrics.Port != 0 && cfg.Metrics.Port == cfg.HTTP.Port {
+		errs = append(errs, fmt.Errorf("metrics.port (from %s) and http.port (from %s) are both %d: the metrics need a port of their own (0 turns them off)",
+			values["metrics.port"].source, values["http.port"].source, cfg.Metrics.Port))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, warnings, err
 	}

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fractionate/service-template/app/internal/buildinfo"
 	"github.com/fractionate/service-template/app/internal/health"
@@ -53,6 +55,15 @@ type Deps struct {
 	Build        buildinfo.Info
 	Schema       Schema // nil: /version leaves the schema out
 	MaxBodyBytes int64
+	Observer     Observer // nil: requests are logged only
+}
+
+// Observer is told of every request: when it starts, and its route pattern
+// ("" when no route took it), status and duration when it ends. The
+// service's Prometheus metrics are one.
+type Observer interface {
+	Start()
+	Done(route string, status int, d time.Duration)
 }
 
 // versionBody is what /version answers.
@@ -78,12 +89,12 @@ func routes(d Deps) []Route {
 	n := notesHandler{store: d.Notes, log: d.Log, maxBody: d.MaxBodyBytes}
 	return []Route{
 		{"GET", "/health", func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			writeBody(w, http.StatusOK, healthOK)
 		}},
 		{"GET", "/ready", func(w http.ResponseWriter, r *http.Request) {
 			failures := d.Ready.Check(r.Context())
 			if len(failures) == 0 {
-				writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+				writeBody(w, http.StatusOK, readyOK)
 				return
 			}
 			// Load balancers probe /ready and it is often reachable from
@@ -130,31 +141,44 @@ func Routes() []Route { return routes(Deps{}) }
 // New returns the service's handler, logging one line per request. Every
 // error it returns is JSON, also for routes it does not have.
 func New(d Deps) http.Handler {
-	mux := http.NewServeMux()
-	for _, r := range routes(d) {
+	rs := routes(d)
+	// api holds the routes only: it is asked what an unmatched request
+	// deserves (404, or 405 with Allow). mux serves, in one lookup, the
+	// routes and, for everything else, the fallback.
+	api, mux := http.NewServeMux(), http.NewServeMux()
+	for _, r := range rs {
+		api.HandleFunc(r.Method+" "+r.Path, r.handler)
 		mux.HandleFunc(r.Method+" "+r.Path, r.handler)
 	}
-	return logRequests(d.Log, jsonFallbacks(mux))
+	mux.Handle(fallbackPattern, jsonFallback(api))
+	return logRequests(d.Log, d.Observer, cleanPathsOnly(mux))
 }
 
-// jsonFallbacks answers what mux has no route for with the JSON error shape
-// instead of net/http's text and HTML: 404 for an unknown path, 405 (with
-// its Allow header) for a known path with another method, and 404 too for
-// a path mux would redirect to its clean form (/v1//notes, /v1/./notes): an
+// fallbackPattern takes what no route takes; the request log and the
+// observer see no route pattern for it.
+const fallbackPattern = "/"
+
+// cleanPathsOnly answers 404 for a path not in its clean form (/v1//notes,
+// /v1/./notes) instead of letting the mux redirect to the clean form: an
 // API has one spelling of each path, and a redirect would make clients
 // send a POST body twice.
-func jsonFallbacks(mux *http.ServeMux) http.Handler {
+func cleanPathsOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !canonical(r.URL.Path) {
 			writeError(w, http.StatusNotFound, "no such route")
 			return
 		}
-		fallback, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		// Ask mux what it would answer, keeping only status and headers.
+		next.ServeHTTP(w, r)
+	})
+}
+
+// jsonFallback answers what no route took with the JSON error shape
+// instead of net/http's text: 404 for an unknown path, 405 (with its Allow
+// header) for a known path with another method.
+func jsonFallback(api *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fallback, _ := api.Handler(r)
+		// Ask api what it would answer, keeping only status and headers.
 		probe := &headerProbe{header: http.Header{}}
 		fallback.ServeHTTP(probe, r)
 		if probe.status == http.StatusMethodNotAllowed {
@@ -239,12 +263,13 @@ func (h notesHandler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h notesHandler) list(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryInt(r, "limit", 20, 1, 100)
+	q := r.URL.Query() // parsed once for both parameters
+	limit, err := queryInt(q, "limit", 20, 1, 100)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	before, err := queryInt(r, "before", 0, 1, 1<<62)
+	before, err := queryInt(q, "before", 0, 1, 1<<62)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -294,8 +319,8 @@ func (h notesHandler) failed(w http.ResponseWriter, r *http.Request, err error) 
 	return true
 }
 
-func queryInt(r *http.Request, name string, def, lo, hi int64) (int64, error) {
-	s := r.URL.Query().Get(name)
+func queryInt(q url.Values, name string, def, lo, hi int64) (int64, error) {
+	s := q.Get(name)
 	if s == "" {
 		return def, nil
 	}
@@ -304,6 +329,28 @@ func queryInt(r *http.Request, name string, def, lo, hi int64) (int64, error) {
 		return 0, fmt.Errorf("%s: %q must be an integer between %d and %d", name, s, lo, hi)
 	}
 	return n, nil
+}
+
+// The bodies of the probes' answers, encoded once: they are the most
+// frequent requests, and encoding a map costs more than serving it.
+var (
+	healthOK = mustJSON(map[string]string{"status": "ok"})
+	readyOK  = mustJSON(map[string]string{"status": "ready"})
+)
+
+// mustJSON encodes v as writeJSON would, newline included.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

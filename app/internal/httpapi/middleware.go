@@ -52,20 +52,34 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// logRequests gives each request an ID (echoed in X-Request-Id) and logs one
-// line when it ends.
-func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+// logRequests gives each request an ID (echoed in X-Request-Id), logs one
+// line when it ends, and tells obs (when not nil) of it.
+func logRequests(log *slog.Logger, obs Observer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if obs != nil {
+			obs.Start()
+		}
 		id := r.Header.Get("X-Request-Id")
-		if !validRequestID.MatchString(id) {
+		if id == "" || !validRequestID.MatchString(id) {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+		// The mux records the route pattern it chose in the request it is
+		// given: this one.
+		inner := r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
+		next.ServeHTTP(sw, inner)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
+		}
+		took := time.Since(start)
+		route := inner.Pattern
+		if route == fallbackPattern {
+			route = ""
+		}
+		if obs != nil {
+			obs.Done(route, sw.status, took)
 		}
 		level := slog.LevelInfo
 		probe := r.URL.Path == "/health" || r.URL.Path == "/ready"
@@ -84,7 +98,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status),
 			slog.Int("bytes", sw.bytes),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			slog.String("request_id", id),
 		)
 	})

@@ -27,17 +27,10 @@ type Options struct {
 // nil after a clean shutdown and an error when serving fails or in-flight
 // requests outlast the shutdown timeout.
 func Run(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, o Options) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: o.ReadTimeout,
-		ReadTimeout:       o.ReadTimeout,
-		WriteTimeout:      o.WriteTimeout,
-		IdleTimeout:       o.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		// Requests keep running during the drain: they must not inherit
-		// the cancelled signal context.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := newServer(log, h, o)
+	// Requests keep running during the drain: they must not inherit the
+	// cancelled signal context.
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())
@@ -70,4 +63,37 @@ func Run(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler,
 	}
 	log.Info("shutdown complete")
 	return nil
+}
+
+// Background serves h on ln in a goroutine with o's timeouts, for a
+// listener that needs no drain of its own (the metrics), and returns the
+// function that stops it: it lets requests in flight finish within
+// o.ShutdownTimeout and logs a failure, since the service is stopping anyway.
+func Background(log *slog.Logger, ln net.Listener, h http.Handler, o Options) (stop func()) {
+	srv := newServer(log, h, o)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "serves", "metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+			log.Warn("metrics listener: shutdown", "error", err.Error())
+		}
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics listener stopped serving", "error", err.Error())
+		}
+	}
+}
+
+func newServer(log *slog.Logger, h http.Handler, o Options) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: o.ReadTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		WriteTimeout:      o.WriteTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
