@@ -12,6 +12,7 @@ var targetTable = []cmdline.Target{
 	{Name: "bench:deploy"},
 	{Name: "bench:dev", Flags: map[string]string{"runs": "int"}},
 	{Name: "bench:image", Flags: map[string]string{"runs": "int"}},
+	{Name: "bench:metrics", Flags: map[string]string{"runs": "int"}},
 	{Name: "check"},
 	{Name: "db:migrate", Flags: map[string]string{"env": "string"}},
 	{Name: "db:new", Args: []cmdline.Arg{{Name: "name", Type: "string"}}},
