@@ -181,3 +181,12 @@ func str(s *string) string {
 	}
 	return *s
 }
+
+// Deploys or upgrades the front proxy (deploy/proxy.yml: Traefik, HTTPS) on <env>'s Swarm, a stack of its own shared by the stacks there: makes traefik-public, labels the node that keeps the certificates, and checks Traefik answers.
+func (Deploy) Proxy(ctx context.Context, env string,
+	dryRun *bool, // print the preflight and the plan; change nothing
+) error {
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Proxy(ctx, deploy.ProxyOptions{Root: ".", DryRun: flag(dryRun)})
+	})
+}

@@ -23,9 +23,9 @@ func TestCommittedFileKeepsTheRules(t *testing.T) {
 	if err := Check(p); err != nil {
 		t.Errorf("deploy/proxy.yml breaks the proxy's rules:\n%v", err)
 	}
-	// The production rules hold too: a pinned image, a health check,
-	// rollback on failure.
-	if err := stack.CheckProduction(p, ""); err != nil {
+	// The production rules of services hold too: a pinned image, a health
+	// check, rollback on failure (the front's are for what is behind it).
+	if err := stack.CheckServices(p, ""); err != nil {
 		t.Errorf("deploy/proxy.yml breaks the production rules:\n%v", err)
 	}
 	s := p.Services[Service]

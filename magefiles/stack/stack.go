@@ -69,6 +69,12 @@ func CheckProduction(p *types.Project, ours string) error {
 	return errors.Join(append(checkServices(p, ours), checkFront(p, ours)...)...)
 }
 
+// CheckServices is CheckProduction without the front's rules: for a stack
+// that is not behind the proxy, the proxy's own (deploy/proxy.yml).
+func CheckServices(p *types.Project, ours string) error {
+	return errors.Join(checkServices(p, ours)...)
+}
+
 // checkServices holds every service to the rules of images, health
 // checks, secrets and rollbacks.
 func checkServices(p *types.Project, ours string) []error {

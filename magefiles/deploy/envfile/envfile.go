@@ -155,7 +155,8 @@ func (p *Proxy) ACMEDirectory() string {
 	case CALetsEncryptStaging:
 		return "https://acme-staging-v02.api.letsencrypt.org/directory"
 	case CAPebble:
-		return "https://pebble:14000/dir" // pebble's service, on traefik-public
+		// pebble's tasks on traefik-public, by address: no VIP needed.
+		return "https://tasks.pebble:14000/dir"
 	}
 	return p.CA
 }
@@ -220,7 +221,7 @@ func (p *Proxy) check(protected bool) []string {
 
 // ProxyVariables are the proxy files' variables deploy:proxy sets from the
 // proxy section.
-var ProxyVariables = []string{"ACME_EMAIL", "ACME_CA_SERVER", "PROXY_HTTP_PORT", "PROXY_HTTPS_PORT"}
+var ProxyVariables = []string{"ACME_EMAIL", "ACME_CA_SERVER", "PROXY_HTTP_PORT", "PROXY_HTTPS_PORT", "PEBBLE_DIR"}
 
 // Smoke is where a smoke check asks: a URL from the deploying machine, or
 // a service of the stack on its own network.
