@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -41,6 +42,7 @@ import (
 	"github.com/fractionate/service-template/magefiles/publish"
 	"github.com/fractionate/service-template/magefiles/runner"
 	"github.com/fractionate/service-template/magefiles/signature"
+	"github.com/fractionate/service-template/magefiles/stack"
 )
 
 // Prefix starts the name of every end-to-end test: test:e2e runs them, one
@@ -178,6 +180,12 @@ func newFixture() (f *fixture, skip string, err error) {
 	f.initEnv = f.writeEnv("init", envSpec{Name: "e2einit", Stack: "e2einit", Registry: true})
 	if out, code := f.runTarget(ctx, f.initEnv, nil, "deploy:init", "e2einit"); code != 0 {
 		return nil, "", fmt.Errorf("deploy:init exited %d:\n%s", code, out)
+	}
+	// The front proxy's network, which the production file's app joins:
+	// made here, as deploy:proxy would, so that every test can deploy
+	// without running a proxy (the proxy's tests run one).
+	if err := ensureProxyNetwork(ctx, cli); err != nil {
+		return nil, "", err
 	}
 
 	// The releases: v1 and v2 differ in their stamped version (so in their
@@ -507,6 +515,8 @@ type envSpec struct {
 	// Endpoints are the managers to deploy through (a multi-node test
 	// bed's); this machine's engine when empty.
 	Endpoints []string
+	// Proxy is the proxy key's value, as YAML.
+	Proxy string
 }
 
 // machineOverride holds what only this machine needs: Postgres reached by
@@ -582,9 +592,22 @@ func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 		if e.Notify != "" {
 			fmt.Fprintf(&b, "    notify: %s\n", e.Notify)
 		}
-		fmt.Fprintf(&b, "    variables:\n      POSTGRES_IMAGE: %s\n      HTTP_PORT: \"%d\"\n", f.postgres, freePort())
-		for k, v := range e.Variables {
-			fmt.Fprintf(&b, "      %s: %q\n", k, v)
+		if e.Proxy != "" {
+			fmt.Fprintf(&b, "    proxy: %s\n", e.Proxy)
+		}
+		// Routed by the proxy under a host and router names of the
+		// stack's own: many stacks share the Swarm (and traefik-public).
+		vars := map[string]string{"POSTGRES_IMAGE": f.postgres, "APP_HOST": e.Stack + ".e2e.test", "ROUTER": e.Stack}
+		maps.Copy(vars, e.Variables)
+		b.WriteString("    variables:\n")
+		for _, k := range slices.Sorted(maps.Keys(vars)) {
+			fmt.Fprintf(&b, "      %s: %q\n", k, vars[k])
+		}
+		if len(e.Endpoints) > 0 {
+			// A multi-node bed's Swarm needs the proxy's network too.
+			if err := proxyNetworkAt(e.Endpoints[0]); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: %s on %s: %v\n", stack.ProxyNetwork, e.Endpoints[0], err)
+			}
 		}
 	}
 	path := filepath.Join(f.tmp, file+".yml")
@@ -822,6 +845,30 @@ func sortLines(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// ensureProxyNetwork makes traefik-public on cli's Swarm when it is missing.
+func ensureProxyNetwork(ctx context.Context, cli *client.Client) error {
+	if networkExists(ctx, cli, stack.ProxyNetwork) {
+		return nil
+	}
+	_, err := cli.NetworkCreate(ctx, stack.ProxyNetwork, client.NetworkCreateOptions{Driver: "overlay", Attachable: true})
+	if err != nil && !cerrdefs.IsConflict(err) {
+		return fmt.Errorf("create %s: %w", stack.ProxyNetwork, err)
+	}
+	return nil
+}
+
+// proxyNetworkAt makes traefik-public on the Swarm of the engine at host.
+func proxyNetworkAt(host string) error {
+	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return ensureProxyNetwork(ctx, cli)
 }
 
 func networkExists(ctx context.Context, cli *client.Client, name string) bool {
