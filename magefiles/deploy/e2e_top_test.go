@@ -57,7 +57,7 @@ func TestE2ETopStarved(t *testing.T) {
 
 	t.Run("CPU", func(t *testing.T) {
 		stack := "e2et" + unique()[:4]
-		env := newStack(t, f, "pw"+unique(), envSpec{Name: "e2e", Stack: stack,
+		env := subStack(t, f, envSpec{Name: "e2e", Stack: stack,
 			Variables: map[string]string{"APP_CPUS": "0.1", "APP_CPUS_RESERVED": "0.1"}})
 		expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 		load := f.startLoadAt(t, stack, 200)
@@ -100,7 +100,7 @@ func TestE2ETopStarved(t *testing.T) {
 		if err := os.WriteFile(pool, []byte(poolOfOne), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		env := newStack(t, f, "pw"+unique(), envSpec{Name: "e2e", Stack: stack, Files: []string{pool}})
+		env := subStack(t, f, envSpec{Name: "e2e", Stack: stack, Files: []string{pool}})
 		expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 		load := f.startLoadAt(t, stack, 40)
 		time.Sleep(3 * time.Second)
@@ -124,6 +124,14 @@ func TestE2ETopStarved(t *testing.T) {
 		<-locked
 		load.Stop(t)
 	})
+}
+
+// subStack is newStack for a subtest, whose name holds a slash.
+func subStack(t *testing.T, f *fixture, e envSpec) string {
+	t.Helper()
+	f.createSecrets(t, e.Stack, "pw"+unique())
+	t.Cleanup(func() { f.removeStack(t, e.Stack) })
+	return f.writeEnv(strings.ReplaceAll(t.Name(), "/", "-"), e)
 }
 
 // checkSVG checks that path is an SVG with lines plotted.
