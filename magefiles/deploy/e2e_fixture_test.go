@@ -861,7 +861,7 @@ func ensureProxyNetwork(ctx context.Context, cli *client.Client) error {
 
 // proxyNetworkAt makes traefik-public on the Swarm of the engine at host.
 func proxyNetworkAt(host string) error {
-	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(host))
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -146,7 +147,7 @@ func checkSVG(t *testing.T, path string) {
 	lines := 0
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

@@ -93,7 +93,7 @@ func (s *Session) Proxy(ctx context.Context, o ProxyOptions) error {
 		}
 		digest, err := s.Registry.Digest(ctx, rel.Ref())
 		if err != nil {
-			cs.Add("release", "", fmt.Errorf("Traefik's image %s: %w", rel.Ref(), err))
+			cs.Add("release", "", fmt.Errorf("the proxy's image %s: %w", rel.Ref(), err))
 			return
 		}
 		rel.Digest = digest

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 	"github.com/fractionate/service-template/magefiles/proxy"
@@ -130,5 +131,30 @@ func TestCommittedProxyFiles(t *testing.T) {
 		if dir != "" && !strings.HasPrefix(s.Env.Variables["PEBBLE_DIR"], filepath.Clean(dir)) {
 			t.Errorf("%s: PEBBLE_DIR %q", name, s.Env.Variables["PEBBLE_DIR"])
 		}
+	}
+}
+
+// deploy:to refuses a stack on traefik-public while it does not exist,
+// pointing at deploy:proxy; deploy:proxy plans to make it.
+func TestProxyNetwork(t *testing.T) {
+	d := &Desired{Stack: "svc", Networks: map[string]client.NetworkCreateOptions{}, ExternalNetworks: []string{"traefik-public"}}
+	live := &Live{Networks: map[string]bool{}}
+	var cs Checks
+	checkNetworks(d, live, &cs)
+	if err := cs.Err(); err == nil || !strings.Contains(err.Error(), "deploy it first: go tool mage deploy:proxy ENV") {
+		t.Errorf("deploy:to's check: %v", err)
+	}
+	cs = nil
+	s := &Session{}
+	if !s.proxyNetwork(t.Context(), d, live, &cs) {
+		t.Fatal(cs.Err())
+	}
+	n, ok := d.Networks["traefik-public"]
+	if !ok || n.Driver != "overlay" || !n.Attachable || len(d.ExternalNetworks) != 0 {
+		t.Errorf("desired networks %+v, external %v", d.Networks, d.ExternalNetworks)
+	}
+	p := makePlan("e", Release{}, d, live)
+	if len(p.CreateNetworks) != 1 || p.CreateNetworks[0] != "traefik-public" {
+		t.Errorf("the plan creates %v", p.CreateNetworks)
 	}
 }

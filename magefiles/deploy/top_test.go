@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"io"
 	"math"
 	"strings"
@@ -132,7 +133,7 @@ func TestTopRows(t *testing.T) {
 	lines := 0
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
