@@ -109,7 +109,7 @@ func (s *Session) Proxy(ctx context.Context, o ProxyOptions) error {
 			cs.Add("stack", "", err)
 			return nil
 		}
-		desired, err := st.Convert(ctx, s.API)
+		desired, err := ps.convertWithConfigs(ctx, st, o.DryRun, cs)
 		if err != nil {
 			cs.Add("convert", "", err)
 			return nil
@@ -129,6 +129,62 @@ func (s *Session) Proxy(ctx context.Context, o ProxyOptions) error {
 	}
 	c.Before = nodes.apply
 	return ps.Run(ctx, c)
+}
+
+// pendingConfigs answers the converter, which looks up the ID of every
+// config a service uses, for configs of the stack that do not exist yet
+// (pebble's, made from files): with a stand-in ID, good for a plan only.
+type pendingConfigs struct {
+	objectLister
+	stack string
+}
+
+func (p pendingConfigs) ConfigList(ctx context.Context, o client.ConfigListOptions) (client.ConfigListResult, error) {
+	r, err := p.objectLister.ConfigList(ctx, o)
+	if err != nil {
+		return r, err
+	}
+	found := map[string]bool{}
+	for _, c := range r.Items {
+		found[c.Spec.Name] = true
+	}
+	for name := range o.Filters["name"] {
+		if !found[name] && strings.HasPrefix(name, p.stack+"_") {
+			r.Items = append(r.Items, swarm.Config{ID: "(made by this change)", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: name}}})
+		}
+	}
+	return r, nil
+}
+
+// convertWithConfigs converts the proxy's stack. The converter needs the
+// IDs of the configs its services use, which a config made from a file
+// (pebble's) has only once made: a real run makes those missing first
+// (content-named, immutable, so harmless when the change goes no further;
+// Swarm keeps them as deploy:to keeps the configs it makes), a dry run
+// shows them as configs the change would make.
+func (s *Session) convertWithConfigs(ctx context.Context, st *Stack, dryRun bool, cs *Checks) (*Desired, error) {
+	planned, err := st.Convert(ctx, pendingConfigs{objectLister: s.API, stack: s.Env.Stack})
+	if err != nil || dryRun || len(planned.Configs) == 0 {
+		return planned, err
+	}
+	made := 0
+	for _, c := range planned.Configs {
+		ls, err := s.API.ConfigList(ctx, client.ConfigListOptions{Filters: client.Filters{}.Add("name", c.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("list configs: %w", err)
+		}
+		if slices.ContainsFunc(ls.Items, func(x swarm.Config) bool { return x.Spec.Name == c.Name }) {
+			continue
+		}
+		if _, err := s.API.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: c}); err != nil {
+			return nil, fmt.Errorf("create config %s: %w", c.Name, err)
+		}
+		made++
+	}
+	if made > 0 {
+		cs.Add("configs", fmt.Sprintf("made %d config(s) the services use (named by their content)", made), nil)
+	}
+	return st.Convert(ctx, s.API)
 }
 
 // cacheDir is where deploy:proxy keeps files it makes: the directory the
