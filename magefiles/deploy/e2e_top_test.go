@@ -114,7 +114,7 @@ func TestE2ETopStarved(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		out := expect(t, f, env, 0, "deploy:top", "e2e", "-window=10s")
 		t.Logf("deploy:top with a pool of 1 under slow queries:\n%s", out)
-		for _, want := range []string{"pool exhausted", "1/1", "raise the pool (database.max_conns, DATABASE_MAX_CONNS", "or add replicas"} {
+		for _, want := range []string{"pool exhausted", "all 1 connections in use", "raise the pool (database.max_conns, DATABASE_MAX_CONNS", "or add replicas"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("deploy:top does not say %q", want)
 			}

@@ -71,7 +71,7 @@ func (s *Session) Proxy(ctx context.Context, o ProxyOptions) error {
 	}
 
 	what := fmt.Sprintf("proxy %s (stack %s, certificates from %s)", cmpOr(rel.Ref(), "?"), p.Stack, p.CA)
-	c := Change{Action: ledger.Deploy, What: what, DryRun: o.DryRun}
+	c := Change{Action: ledger.Proxy, What: what, DryRun: o.DryRun}
 	c.Offline = func(cs *Checks) {
 		if fileErr != nil {
 			cs.Add("stack", "", fileErr)

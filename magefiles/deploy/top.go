@@ -382,8 +382,8 @@ func judge(r Row) []Signal {
 	}
 	if r.Pool != nil && r.PoolFull && r.Waits > 0 {
 		out = append(out, Signal{Short: "pool exhausted",
-			Advice: fmt.Sprintf("database pool exhausted: %s of %s connections in use, %.1f acquires/s waited for one (%s on average): raise the pool (database.max_conns, DATABASE_MAX_CONNS; Postgres's max_connections must cover replicas x pool) or add replicas",
-				trimFloat(r.Pool.Acquired), trimFloat(r.Pool.Max), r.Waits, seconds(r.AvgWait))})
+			Advice: fmt.Sprintf("database pool exhausted: all %s connections in use during the window, %.1f acquires/s waited for one (%s on average): raise the pool (database.max_conns, DATABASE_MAX_CONNS; Postgres's max_connections must cover replicas x pool) or add replicas",
+				trimFloat(r.Pool.Max), r.Waits, seconds(r.AvgWait))})
 	}
 	if r.P99Before > 0 && r.P99 > p99Rising*r.P99Before && r.P99 > p99RisingAt {
 		why := "add replicas or optimise the code"

@@ -40,7 +40,7 @@ func TestJudge(t *testing.T) {
 		{name: "memory rising", row: Row{Task: limited, Samples: 3, Memory: 90, MemoryRise: 40 << 20},
 			want: []string{"memory > 80%"}, says: []string{"rising (40MiB a minute): look for a leak first"}},
 		{name: "pool exhausted", row: Row{Task: limited, Samples: 2, Pool: pool(4), PoolFull: true, Waits: 12.5, AvgWait: 0.2},
-			want: []string{"pool exhausted"}, says: []string{"4 of 4 connections in use", "12.5 acquires/s waited", "200.0ms on average", "raise the pool (database.max_conns, DATABASE_MAX_CONNS", "or add replicas"}},
+			want: []string{"pool exhausted"}, says: []string{"all 4 connections in use during the window", "12.5 acquires/s waited", "200.0ms on average", "raise the pool (database.max_conns, DATABASE_MAX_CONNS", "or add replicas"}},
 		{name: "pool full without waits", row: Row{Task: limited, Samples: 2, Pool: pool(4), PoolFull: true}},
 		{name: "waits on a pool never full", row: Row{Task: limited, Samples: 2, Pool: pool(1), Waits: 3}},
 		{name: "p99 rising", row: Row{Task: limited, Samples: 3, P99: 0.4, P99Before: 0.1},
