@@ -158,3 +158,19 @@ func TestProxyNetwork(t *testing.T) {
 		t.Errorf("the plan creates %v", p.CreateNetworks)
 	}
 }
+
+// A restart policy without max_attempts (the proxy's) is what Swarm
+// stores as 0: a second deploy of the same files changes nothing.
+func TestRestartPolicyWithoutMaxAttempts(t *testing.T) {
+	zero := uint64(0)
+	desired := swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "traefik:v3.6"},
+		RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny}}}
+	live := desired
+	live.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, MaxAttempts: &zero}
+	if c := diffService("traefik", withDefaults(live), withDefaults(desired)); c.Action != Unchanged {
+		t.Errorf("%s: %v", c.Action, c.Changed)
+	}
+	if desired.TaskTemplate.RestartPolicy.MaxAttempts != nil {
+		t.Error("the desired spec was changed in place")
+	}
+}
