@@ -113,7 +113,12 @@ func (fr *front) waitServed(t *testing.T, hc *http.Client, timeout time.Duration
 		}
 		time.Sleep(time.Second)
 	}
-	t.Fatalf("not served through the proxy within %s: %v", timeout, last)
+	var logs strings.Builder
+	for _, svc := range []string{"proxy_traefik", "proxy_pebble"} {
+		out, _ := execOutput("docker", "service", "logs", "--raw", "--tail", "60", svc)
+		fmt.Fprintf(&logs, "--- %s:\n%s\n", svc, out)
+	}
+	t.Fatalf("not served through the proxy within %s: %v\n%s", timeout, last, logs.String())
 }
 
 func get200(ctx context.Context, hc *http.Client, url string) error {
