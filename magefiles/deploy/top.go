@@ -369,8 +369,14 @@ func judge(r Row) []Signal {
 		if r.Task.CPUOfNode {
 			up = "a bigger server"
 		}
+		also := ""
+		if poolFull(r) {
+			// Requests that hold a connection wait for CPU too: a bigger
+			// pool would only let more of them wait.
+			also = fmt.Sprintf(" (the database pool is full too, %.1f acquires/s waiting: a consequence, connections are held by requests waiting for CPU; raising the pool would not help)", r.Waits)
+		}
 		out = append(out, Signal{Short: fmt.Sprintf("CPU > %.0f%%", cpuHigh),
-			Advice: fmt.Sprintf("CPU at %.0f%% of %s over %s, above %.0f%% throughout: add replicas (deploy:scale); CPU-bound work also scales up: %s", r.CPU, of, r.Window.Round(time.Second), cpuHigh, up)})
+			Advice: fmt.Sprintf("CPU at %.0f%% of %s over %s, above %.0f%% throughout: add replicas (deploy:scale); CPU-bound work also scales up: %s%s", r.CPU, of, r.Window.Round(time.Second), cpuHigh, up, also)})
 	}
 	if r.Memory > memoryHigh {
 		what := "add replicas, or fix a leak"
@@ -380,7 +386,7 @@ func judge(r Row) []Signal {
 		out = append(out, Signal{Short: fmt.Sprintf("memory > %.0f%%", memoryHigh),
 			Advice: fmt.Sprintf("memory at %.0f%% of %s: %s", r.Memory, memOf(r.Task), what)})
 	}
-	if r.Pool != nil && r.PoolFull && r.Waits > 0 {
+	if poolFull(r) && !cpuBound {
 		out = append(out, Signal{Short: "pool exhausted",
 			Advice: fmt.Sprintf("database pool exhausted: all %s connections in use during the window, %.1f acquires/s waited for one (%s on average): raise the pool (database.max_conns, DATABASE_MAX_CONNS; Postgres's max_connections must cover replicas x pool) or add replicas",
 				trimFloat(r.Pool.Max), r.Waits, seconds(r.AvgWait))})
@@ -390,7 +396,7 @@ func judge(r Row) []Signal {
 		switch {
 		case cpuBound:
 			why = "CPU-bound (above): a bigger server or more CPU first, then replicas"
-		case r.Pool != nil && r.PoolFull && r.Waits > 0:
+		case poolFull(r):
 			why = "waiting for the database (above): I/O-bound, so add replicas or raise the pool"
 		}
 		out = append(out, Signal{Short: "p99 rising",
@@ -398,6 +404,10 @@ func judge(r Row) []Signal {
 	}
 	return out
 }
+
+// poolFull says whether the pool was exhausted in the window: every
+// connection in use in a sample, and acquires waiting.
+func poolFull(r Row) bool { return r.Pool != nil && r.PoolFull && r.Waits > 0 }
 
 // printTop writes the table, then each row's advice.
 func printTop(w io.Writer, rows []Row, spark bool) {

@@ -43,6 +43,8 @@ func TestJudge(t *testing.T) {
 			want: []string{"pool exhausted"}, says: []string{"all 4 connections in use during the window", "12.5 acquires/s waited", "200.0ms on average", "raise the pool (database.max_conns, DATABASE_MAX_CONNS", "or add replicas"}},
 		{name: "pool full without waits", row: Row{Task: limited, Samples: 2, Pool: pool(4), PoolFull: true}},
 		{name: "waits on a pool never full", row: Row{Task: limited, Samples: 2, Pool: pool(1), Waits: 3}},
+		{name: "CPU-bound, the pool full as a consequence", row: Row{Task: limited, Samples: 2, CPU: 90, CPUAll: true, Pool: pool(4), PoolFull: true, Waits: 100},
+			want: []string{"CPU > 70%"}, says: []string{"the database pool is full too, 100.0 acquires/s waiting: a consequence", "raising the pool would not help"}},
 		{name: "p99 rising", row: Row{Task: limited, Samples: 3, P99: 0.4, P99Before: 0.1},
 			want: []string{"p99 rising"}, says: []string{"p99 400.0ms, from 100.0ms", "add replicas or optimise the code"}},
 		{name: "p99 rising, CPU-bound", row: Row{Task: limited, Samples: 3, CPU: 95, CPUAll: true, P99: 0.4, P99Before: 0.1},
