@@ -740,7 +740,7 @@ func (s *Session) printCISecrets(p *steps, workflow string) {
 		p.warn("ci", fmt.Sprintf("cannot list the secrets CI needs: %v", err))
 		return
 	case len(jobs) == 0:
-		p.skip("ci", fmt.Sprintf("%s has no job with environment: %s; CI does not deploy it", workflow, s.Env.Name))
+		p.ok("ci", fmt.Sprintf("%s has no job with environment: %s: CI does not deploy it, and needs no secret for it", workflow, s.Env.Name))
 		return
 	}
 	p.ok("ci", fmt.Sprintf("%s deploys %s in job %s, which reads these %d secrets of GitHub environment %s (names only: the values go in the repository's Settings > Environments > %s, never in a file):",
