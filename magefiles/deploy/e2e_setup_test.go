@@ -9,7 +9,9 @@ package deploy_test
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	"github.com/fractionate/service-template/internal/dockertest"
 	"github.com/fractionate/service-template/internal/swarmtest"
 )
 
@@ -38,8 +41,9 @@ secrets:
 `
 
 // setupEnv writes an environments file with environment e2esetup of stack
-// through endpoints, and returns it and the external network's name.
-func setupEnv(t *testing.T, f *fixture, stack string, endpoints []string) (env, edge string) {
+// through endpoints (with init_secrets for the database's secrets when
+// generate), and returns it and the external network's name.
+func setupEnv(t *testing.T, f *fixture, stack string, endpoints []string, generate bool) (env, edge string) {
 	t.Helper()
 	edge = stack + "-edge"
 	extra := filepath.Join(f.tmp, "setup-"+stack+".yml")
@@ -47,6 +51,9 @@ func setupEnv(t *testing.T, f *fixture, stack string, endpoints []string) (env, 
 		t.Fatal(err)
 	}
 	env = f.writeEnv(t.Name(), envSpec{Name: "e2esetup", Stack: stack, Files: []string{extra}, Endpoints: endpoints})
+	if !generate {
+		return env, edge
+	}
 	// The environment is the file's last: its keys end it.
 	file, err := os.OpenFile(env, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -101,7 +108,7 @@ func TestE2ESetupThenDeploy(t *testing.T) {
 	f := setup(t)
 	stack := "e2es" + unique()[:4]
 	t.Cleanup(func() { f.removeStack(t, stack) })
-	env, edge := setupEnv(t, f, stack, []string{f.cli.DaemonHost()})
+	env, edge := setupEnv(t, f, stack, []string{f.cli.DaemonHost()}, true)
 	canary := "token-" + unique() + unique()
 
 	before := f.snapshot(t)
@@ -159,7 +166,7 @@ func TestE2EMultinodeSetup(t *testing.T) {
 		hosts = append(hosts, m.Host)
 	}
 	stack := "mns" + unique()[:5]
-	env, edge := setupEnv(t, f, stack, hosts)
+	env, edge := setupEnv(t, f, stack, hosts, true)
 	out := runSetup(t, f, env, "token-"+unique(), 0, "-secret=api_token")
 	mgr := c.Managers()[0].Name
 	want := []string{
@@ -183,4 +190,55 @@ func TestE2EMultinodeSetup(t *testing.T) {
 		t.Errorf("postgres's task: %v, %+v; want one running on %s", err, ts.Items, mgr)
 	}
 	allOK(t, runSetup(t, f, env, "", 0))
+}
+
+// On a terminal (script(1) gives the targets one), deploy:setup asks for
+// each missing value in turn, without echo, and shows none of them.
+func TestE2ESetupAsksOnATerminal(t *testing.T) {
+	f := setup(t)
+	script, err := exec.LookPath("script")
+	if err != nil {
+		dockertest.Missing(t, "needs script(1) (util-linux) to give the targets a terminal: "+err.Error())
+	}
+	stack := "e2et" + unique()[:4]
+	env, _ := setupEnv(t, f, stack, []string{f.cli.DaemonHost()}, false)
+	args := []string{f.bin, "deploy:setup", "e2esetup", "-image=" + f.repo + ":v1.0.0"}
+	cmd := f.command(t.Context(), env, nil)
+	cmd.Path, cmd.Args = script, []string{"script", "-qec", strings.Join(args, " "), "/dev/null"}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]string{}
+	for _, name := range []string{"api_token", "database_url", "postgres_password"} {
+		waitFor(t, out, "Value of "+name+" (not shown): ", time.Minute)
+		// The prompt is written just before echo is turned off.
+		time.Sleep(300 * time.Millisecond)
+		values[name] = "typed-" + unique() + unique()
+		if _, err := io.WriteString(in, values[name]+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = in.Close()
+	err = cmd.Wait()
+	f.keep(out.String())
+	t.Logf("deploy:setup on a terminal: %v in %s\n%s", err, time.Since(start).Round(100*time.Millisecond), out.String())
+	if err != nil {
+		t.Fatalf("deploy:setup on a terminal: %v", err)
+	}
+	hasLines(t, out.String(),
+		"  ok     secret     api_token: made "+stack+"_api_token_v1 (its value asked for without echo; not shown)",
+		"  ok     secret     database_url: made "+stack+"_database_url_v1 (its value asked for without echo; not shown)",
+		"  ok     secret     postgres_password: made "+stack+"_postgres_password_v1 (its value asked for without echo; not shown)")
+	for name, v := range values {
+		if strings.Contains(out.String(), v) {
+			t.Errorf("the terminal shows the value of %s:\n%s", name, out.String())
+		}
+	}
 }

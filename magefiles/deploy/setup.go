@@ -197,7 +197,7 @@ func (s *Session) Setup(ctx context.Context, o SetupOptions) error {
 			s.setupDryLock(ctx, p)
 		}
 		for _, it := range items {
-			it.print(p, o.DryRun)
+			it.print(p, o.DryRun && !blocked)
 		}
 	case !toMake:
 		p.ok("lock", "not taken: nothing to make")
@@ -205,7 +205,7 @@ func (s *Session) Setup(ctx context.Context, o SetupOptions) error {
 			it.print(p, false)
 		}
 	default:
-		made = s.applySetup(ctx, p, want, o, values)
+		made = s.applySetup(ctx, p, items, want, o, values)
 	}
 	s.printCISecrets(p, o.Workflow)
 	if len(p.failed) > 0 {
@@ -596,11 +596,14 @@ func setOf(lists ...[]string) map[string]bool {
 
 // applySetup makes what is missing under the deploy lock, deciding again
 // from what exists once it holds it (another run may have made some), and
-// returns what it made.
-func (s *Session) applySetup(ctx context.Context, p *steps, want setupWants, o SetupOptions, values map[string]secret.Value) []string {
+// returns what it made. planned is the plan made before the lock.
+func (s *Session) applySetup(ctx context.Context, p *steps, planned []*setupItem, want setupWants, o SetupOptions, values map[string]secret.Value) []string {
 	release, err := s.holdLock(ctx, "setup of "+s.Env.Name)
 	if err != nil {
 		p.fail("lock", err)
+		for _, it := range planned {
+			it.print(p, false)
+		}
 		return nil
 	}
 	defer release()
@@ -641,9 +644,13 @@ func (s *Session) applySetup(ctx context.Context, p *steps, want setupWants, o S
 				}
 			}
 			versions, err := listVersions(ctx, s.API, s.Env.Stack)
+			if err != nil {
+				p.fail("secret", fmt.Errorf("%s: %w", it.name, err))
+				continue
+			}
 			v, ok := versions.Newest(it.name)
-			if err != nil || !ok {
-				p.fail("secret", fmt.Errorf("%s: not found after init_secrets made it: %v", it.name, err))
+			if !ok {
+				p.fail("secret", fmt.Errorf("%s: no version after init_secrets made it", it.name))
 				continue
 			}
 			p.ok("secret", fmt.Sprintf("%s: made %s (%s)", it.name, v.Name, it.how))

@@ -374,6 +374,12 @@ func TestSetupPlacement(t *testing.T) {
 		"  skip   secret     api_token: not made: a step failed",
 		"1 step(s) failed (placement)",
 	)
+	// A dry run with a failed step says nothing would be made either.
+	out.Reset()
+	err = s.Setup(t.Context(), SetupOptions{DryRun: true, Secret: "api_token", Input: (&input{value: "v"}).source(false)})
+	if exitCode(err) != ExitRefused || strings.Contains(out.String(), "would") {
+		t.Errorf("exit %d (%v), want 1 and no line saying what would be made\n%s", exitCode(err), err, out)
+	}
 }
 
 // The pull check: through the manager with the credentials Swarm is
@@ -451,7 +457,9 @@ func TestSetupWaitsForNoDeploy(t *testing.T) {
 		}
 		wantLines(t, out.String(), "  FAIL   lock       ", "bob@ci")
 		if dry {
-			wantLines(t, out.String(), "a real run would wait")
+			wantLines(t, out.String(), "a real run would wait", "  would  secret     api_token: would be made")
+		} else {
+			wantLines(t, out.String(), "  skip   secret     api_token: not made: a step failed")
 		}
 	}
 }
