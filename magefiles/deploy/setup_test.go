@@ -516,3 +516,17 @@ func TestSetupListsCISecrets(t *testing.T) {
 	s.printCISecrets(&steps{w: out}, workflow)
 	wantLines(t, out.String(), "  ok     ci         ../../.github/workflows/ci.yml has no job with environment: edge: CI does not deploy it")
 }
+
+// With several managers, setup goes through the first that answers as
+// one, and says which it passed over.
+func TestSetupFailsOver(t *testing.T) {
+	s, _, out := setupSession(t)
+	second := endpoint.Endpoint{Host: "ssh://deploy@m2.example", Source: "environments file"}
+	s.Choose = func(context.Context) (endpoint.Endpoint, []string) {
+		return second, []string{"ssh://deploy@staging.example does not answer: connection refused"}
+	}
+	if err := s.Setup(t.Context(), SetupOptions{Secret: "api_token", Input: (&input{value: "v"}).source(false)}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out.String(), "  ok     endpoint   ssh://deploy@m2.example answers (Docker fake); passed over: ssh://deploy@staging.example does not answer: connection refused")
+}
