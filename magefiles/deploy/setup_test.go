@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
-	"github.com/opencontainers/go-digest"
 
 	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
@@ -75,9 +75,10 @@ func (e *setupEngine) DistributionInspect(_ context.Context, ref string, o clien
 	if !ok {
 		return client.DistributionInspectResult{}, errors.New("manifest unknown")
 	}
+	// As the engine answers; decoding it keeps go-digest out of the imports.
 	var r client.DistributionInspectResult
-	r.Descriptor.Digest = digest.Digest(d)
-	return r, nil
+	err := json.Unmarshal([]byte(`{"Descriptor":{"digest":"`+d+`"}}`), &r)
+	return r, err
 }
 
 func (e *setupEngine) NetworkList(ctx context.Context, o client.NetworkListOptions) (client.NetworkListResult, error) {
