@@ -139,7 +139,7 @@ func (s *Session) Setup(ctx context.Context, o SetupOptions) error {
 	var cs Checks
 	_, manager := s.checkManager(ctx, &cs)
 	for _, c := range cs {
-		if c.Name == "swarm" && c.Err != nil {
+		if c.Name == "swarm" && c.Err != nil && strings.Contains(c.Err.Error(), "is not a Swarm manager") {
 			c.Err = fmt.Errorf("%w; deploy:setup needs a manager: make the endpoint's engine one on its host (docker swarm init, or docker swarm join as a manager), or point endpoint: of %s (or DEPLOY_HOST) at a manager", c.Err, s.Env.Name)
 		}
 		p.check(c)

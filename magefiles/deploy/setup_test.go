@@ -332,6 +332,9 @@ func TestSetupNeedsAManager(t *testing.T) {
 		{name: "no Swarm", set: func(api *setupEngine) {
 			api.SystemInfo = &system.Info{Swarm: swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}}
 		}, lines: []string{"  FAIL   swarm      ssh://deploy@staging.example is not a Swarm manager (node state inactive)", "docker swarm init"}},
+		{name: "lost quorum", set: func(api *setupEngine) {
+			api.Err = map[string]error{"NodeList": errors.New("rpc error: code = Unknown desc = The swarm does not have a leader")}
+		}, lines: []string{"  FAIL   swarm      the Swarm fakecluster has lost quorum"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,6 +349,9 @@ func TestSetupNeedsAManager(t *testing.T) {
 				t.Errorf("made %d secrets, calls %v, read %v, asked the manager %v", len(api.Secrets()), api.Calls, in.read, api.auths)
 			}
 			wantLines(t, out.String(), append(tt.lines, "  skip   secrets    needs the endpoint to answer as a manager")...)
+			if tt.name == "lost quorum" && strings.Contains(out.String(), "deploy:setup needs a manager") {
+				t.Errorf("a Swarm without quorum is told to make a manager:\n%s", out)
+			}
 			if strings.Contains(out.String(), "docker.example.com") {
 				t.Errorf("the output names Docker's placeholder host:\n%s", out)
 			}
@@ -361,7 +367,7 @@ func TestSetupPlacement(t *testing.T) {
 		{ID: "w1", Description: swarm.NodeDescription{Hostname: "worker1"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady, Addr: "10.0.0.2"},
 			Spec: swarm.NodeSpec{Availability: swarm.NodeAvailabilityActive, Role: swarm.NodeRoleWorker, Annotations: swarm.Annotations{Labels: map[string]string{"zone": "b", "db": "yes"}}}},
 		{ID: "m1", Description: swarm.NodeDescription{Hostname: "manager1"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady, Addr: "10.0.0.1"},
-			Spec: swarm.NodeSpec{Availability: swarm.NodeAvailabilityDrain, Role: swarm.NodeRoleManager}, ManagerStatus: &swarm.ManagerStatus{Leader: true}},
+			Spec: swarm.NodeSpec{Availability: swarm.NodeAvailabilityDrain, Role: swarm.NodeRoleManager}, ManagerStatus: &swarm.ManagerStatus{Leader: true, Reachability: swarm.ReachabilityReachable}},
 	}
 	err := s.Setup(t.Context(), SetupOptions{Secret: "api_token", Input: (&input{value: "v"}).source(false)})
 	if exitCode(err) != ExitRefused || len(api.Secrets()) != 0 || len(api.Calls) != 0 {
