@@ -159,7 +159,7 @@ func TestE2ESetupThenDeploy(t *testing.T) {
 // makes nothing.
 func TestE2EMultinodeSetup(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupBeds(t)
 	c := swarmtest.Start(t, swarmtest.Options{Forward: []int{f.port}})
 	var hosts []string
 	for _, m := range c.Managers() {
