@@ -317,11 +317,12 @@ func (f *fixture) teardown() {
 		}
 	}
 	// By name, never by ID: a pushed tag shares its image with the local
-	// one it came from (the Postgres image), which must stay.
+	// one it came from (the Postgres image), which must stay. Only this
+	// fixture's names: another suite's fixture may run beside this one.
 	imgs, _ := f.cli.ImageList(ctx, client.ImageListOptions{All: true})
 	for _, img := range imgs.Items {
 		for _, ref := range append(img.RepoTags, img.RepoDigests...) {
-			if strings.HasPrefix(ref, f.registry+"/") || strings.HasPrefix(ref, "e2e-") {
+			if strings.HasPrefix(ref, f.registry+"/") || ref == f.load {
 				_, _ = f.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
 			}
 		}
