@@ -4,13 +4,19 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/fractionate/service-template/app/internal/config"
+	"github.com/fractionate/service-template/app/internal/health"
 	"github.com/fractionate/service-template/app/internal/migrate"
 	"github.com/fractionate/service-template/app/internal/postgres"
 	"github.com/fractionate/service-template/migrations"
 )
+
+// migrateWait is how long migrate waits for the database to answer.
+const migrateWait = time.Minute
 
 func migrateCmd(ctx context.Context, cfg *config.Config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -42,6 +48,13 @@ func migrateCmd(ctx context.Context, cfg *config.Config, args []string, stdout i
 		return err
 	}
 	defer pool.Close()
+	// As a deploy's job, migrate may start a moment before it can reach
+	// the database; it waits for it rather than failing the deploy.
+	if err := postgres.Wait(ctx, pool, migrateWait, func(err error) {
+		fmt.Fprintf(os.Stderr, "app: migrate: the database does not answer yet (%v); waiting up to %s\n", health.Cause(err), migrateWait)
+	}); err != nil {
+		return err
+	}
 	m, err := migrate.FromPool(pool, migrations.FS)
 	if err != nil {
 		return err

@@ -182,6 +182,18 @@ func str(s *string) string {
 	return *s
 }
 
+// Prepares <env>'s Swarm for its first deploy: checks the manager, nodes, placement and image pull; makes missing secrets (asked for on a terminal, -secret=NAME from a pipe, or generated per init_secrets) and external networks; lists the CI secrets.
+func (Deploy) Setup(ctx context.Context, env string,
+	secret *string, // the secret whose value standard input holds (one per run): printf '%s' "$VALUE" | go tool mage deploy:setup ENV -secret=NAME
+	image *string, // the image whose pull is checked, in the environment's repository (HEAD's by default)
+	dryRun *bool, // say what it would do; read no value, make nothing
+) error {
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Setup(ctx, deploy.SetupOptions{Secret: str(secret), Image: str(image), DryRun: flag(dryRun),
+			Input: deploy.StdinSecrets(os.Stdin, os.Stderr), Workflow: deploy.DefaultWorkflow})
+	})
+}
+
 // Deploys or upgrades the front proxy (deploy/proxy.yml: Traefik, HTTPS) on <env>'s Swarm, a stack of its own shared by the stacks there: makes traefik-public, labels the node that keeps the certificates, and checks Traefik answers.
 func (Deploy) Proxy(ctx context.Context, env string,
 	dryRun *bool, // print the preflight and the plan; change nothing

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -55,61 +54,21 @@ func Lint(ctx context.Context) error {
 
 // Run starts the service locally; unless a database is configured (DATABASE_URL, .env or a secret), it starts a Postgres container for it.
 func Run(ctx context.Context) error {
-	// Without a database configured anywhere run can see, it will need
-	// Docker for its Postgres: find out before compiling, not after.
-	var cli *client.Client
-	if where := devdb.ConfiguredOutside(os.Getenv, os.ReadFile); where == "" {
-		c, err := dockerEngine(ctx)
-		if err != nil {
-			return devdb.NoEngine(dockerHost(), err)
-		}
-		defer c.Close()
-		cli = c
-	}
-	bin, err := buildApp(ctx)
+	wd, err := os.Getwd()
 	if err != nil {
 		return err
 	}
-	// Ask the service itself whether a database is configured, from any of
-	// its layers (.env, environment, secrets): its answer decides.
-	cfgJSON, err := runner.Brief{What: "read the service's configuration"}.Output(ctx, runner.Command(bin, "config"))
-	if err != nil {
-		return err
-	}
-	configured, err := devdb.Configured([]byte(cfgJSON))
-	if err != nil {
-		return err
-	}
-	var env []string
-	if !configured {
-		if cli == nil {
-			c, err := dockerEngine(ctx)
-			if err != nil {
-				return devdb.NoEngine(dockerHost(), err)
-			}
-			defer c.Close()
-			cli = c
-		}
-		wd, err := os.Getwd()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "run: no database configured, so a Postgres container serves (set DATABASE_URL to use a database of your own)")
-		url, err := devdb.Ensure(ctx, cli, devdb.ContainerName(wd), envOr("POSTGRES_IMAGE", devdb.DefaultImage), os.Stderr)
-		if err != nil {
-			return err
-		}
-		env = append(env, "DATABASE_URL="+url)
-	}
-	if err := (runner.Brief{What: "apply the migrations"}).Run(ctx, runner.Command(bin, "migrate", "up").WithEnv(env...)); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "starting the service (its address is in the 'listening' log line); Ctrl-C stops it")
-	err = runner.Brief{What: "the service stopped", Stream: true}.Run(ctx, runner.Command(bin, "serve").WithEnv(env...))
-	if runner.Stopped(ctx, err) {
-		return nil // Ctrl-C, and the service shut down cleanly
-	}
-	return err
+	return devdb.Run(ctx, devdb.Service{
+		Getenv:   os.Getenv,
+		ReadFile: os.ReadFile,
+		Checkout: wd,
+		Image:    os.Getenv("POSTGRES_IMAGE"),
+		Host:     dockerHost(),
+		Connect:  func(ctx context.Context) (devdb.EngineCloser, error) { return dockerEngine(ctx) },
+		Build:    buildApp,
+		Exec:     devdb.BriefExec{},
+		Log:      os.Stderr,
+	})
 }
 
 // dockerHost is the engine the Docker client dials.
@@ -125,11 +84,4 @@ func buildApp(ctx context.Context) (string, error) {
 	bin := filepath.Join("bin", "app")
 	// -buildvcs=auto records the commit for /version when git can tell it.
 	return "./" + bin, exec().Run(ctx, runner.Command("go", "build", "-buildvcs=auto", "-o", bin, "./app"))
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

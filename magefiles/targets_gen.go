@@ -28,6 +28,7 @@ var targetTable = []cmdline.Target{
 	{Name: "deploy:rollback", Args: []cmdline.Arg{{Name: "env", Type: "string"}}, Flags: map[string]string{"dryrun": "bool"}},
 	{Name: "deploy:rollbackto", Args: []cmdline.Arg{{Name: "env", Type: "string"}, {Name: "to", Type: "string"}}, Flags: map[string]string{"dryrun": "bool"}},
 	{Name: "deploy:scale", Args: []cmdline.Arg{{Name: "env", Type: "string"}, {Name: "service", Type: "string"}, {Name: "replicas", Type: "string"}}, Flags: map[string]string{"dryrun": "bool"}},
+	{Name: "deploy:setup", Args: []cmdline.Arg{{Name: "env", Type: "string"}}, Flags: map[string]string{"dryrun": "bool", "image": "string", "secret": "string"}},
 	{Name: "deploy:staging", Flags: map[string]string{"dryrun": "bool", "image": "string", "version": "string"}},
 	{Name: "deploy:status", Args: []cmdline.Arg{{Name: "env", Type: "string"}}},
 	{Name: "deploy:to", Args: []cmdline.Arg{{Name: "env", Type: "string"}}, Flags: map[string]string{"dryrun": "bool", "image": "string", "override": "string", "version": "string"}},

@@ -27,7 +27,7 @@ func exitCode(err error) int {
 	if err == nil {
 		return 0
 	}
-	if c, ok := err.(interface{ ExitStatus() int }); ok { //nolint:errorlint // as mage reads it
+	if c, ok := err.(interface{ ExitStatus() int }); ok {
 		return c.ExitStatus()
 	}
 	return 1

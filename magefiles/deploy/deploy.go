@@ -168,7 +168,7 @@ func (s *Session) protectedOffline(rel Release, override string, cs *Checks) {
 	}
 	switch {
 	case s.Git.Err != nil:
-		cs.Add("tree", "", fmt.Errorf("git cannot tell the tree's state (%v): a protected environment is deployed from a clean checkout", s.Git.Err))
+		cs.Add("tree", "", fmt.Errorf("git cannot tell the tree's state (%w): a protected environment is deployed from a clean checkout", s.Git.Err))
 	case len(s.Git.Changes) > 0:
 		cs.Add("tree", "", fmt.Errorf("%d uncommitted change(s) (%s): a protected environment is deployed from a clean tree; commit or stash them", len(s.Git.Changes), strings.Join(first(s.Git.Changes, 5), ", ")))
 	default:

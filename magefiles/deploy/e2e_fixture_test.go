@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -62,13 +65,17 @@ type fixture struct {
 	digests   map[string]string // release name -> digest
 	load      string            // the load client image
 	publicKey string            // the key protected environments verify; v1.0.0 is signed by it
-	gwBridge  bool              // docker_gwbridge existed before
-	initEnv   string            // environments file deploy:init ran with
-	outputs   bytes.Buffer      // everything the targets printed, for the canary check
-	mu        sync.Mutex
-	variants  map[string]error // releases built on first use (release), by tag
-	vmu       sync.Mutex
-	overrides sync.Once
+	swarm     bool              // this machine's engine is the suite's Swarm
+	// registrySrv is the multi-node suite's registry (no Swarm, no
+	// registry container).
+	registrySrv *http.Server
+	gwBridge    bool         // docker_gwbridge existed before
+	initEnv     string       // environments file deploy:init ran with
+	outputs     bytes.Buffer // everything the targets printed, for the canary check
+	mu          sync.Mutex
+	variants    map[string]error // releases built on first use (release), by tag
+	vmu         sync.Mutex
+	overrides   sync.Once
 }
 
 var (
@@ -77,6 +84,15 @@ var (
 	fxErr   error
 	fxSkip  string
 	cleanup []func()
+
+	// The multi-node suite's: the same images and targets, a registry of
+	// its own, and no Swarm on this machine's engine, so that it can run
+	// beside the single-node suite (in another go test process).
+	fxBeds      *fixture
+	fxBedsOnce  sync.Once
+	fxBedsErr   error
+	fxBedsSkip  string
+	fxCleanupMu sync.Mutex
 )
 
 func TestMain(m *testing.M) {
@@ -104,7 +120,7 @@ func setup(t testing.TB) *fixture {
 		// which nobody wants as a side effect of go test.
 		t.Skip("set TEST_SWARM=1 to let the end-to-end tests make this engine a single-node Swarm (they leave it afterwards)")
 	}
-	fxOnce.Do(func() { fx, fxSkip, fxErr = newFixture() })
+	fxOnce.Do(func() { fx, fxSkip, fxErr = newFixture(true) })
 	if fxSkip != "" {
 		dockertest.Missing(t, fxSkip)
 	}
@@ -114,7 +130,41 @@ func setup(t testing.TB) *fixture {
 	return fx
 }
 
-func newFixture() (f *fixture, skip string, err error) {
+// setupBeds returns the multi-node suite's fixture: images and compiled
+// targets as setup's, pushed to a registry on loopback that is no
+// container, and no Swarm on this machine's engine.
+func setupBeds(t testing.TB) *fixture {
+	t.Helper()
+	if !strings.HasPrefix(t.Name(), multinodePrefix) {
+		t.Fatalf("%s uses the multi-node fixture, so its name must start with %s", t.Name(), multinodePrefix)
+	}
+	if testing.Short() {
+		// plain skip: -short asks for the unit tests only.
+		t.Skip("end-to-end test: skipped in -short mode")
+	}
+	if os.Getenv("TEST_MULTINODE") != "1" {
+		// plain skip: TEST_MULTINODE unset is an explicit opt-out (as
+		// TEST_SWARM is): the beds run several engines for minutes.
+		t.Skip("set TEST_MULTINODE=1 to run the deploy targets on multi-node Swarm test beds (several dockerd in network namespaces; root)")
+	}
+	fxBedsOnce.Do(func() { fxBeds, fxBedsSkip, fxBedsErr = newFixture(false) })
+	if fxBedsSkip != "" {
+		dockertest.Missing(t, fxBedsSkip)
+	}
+	if fxBedsErr != nil {
+		t.Fatalf("multi-node fixture: %v", fxBedsErr)
+	}
+	return fxBeds
+}
+
+// multinodePrefix starts the multi-node scenarios' names: test:e2e runs
+// them in a go test process of their own, beside the single-node suite.
+const multinodePrefix = "TestE2EMultinode"
+
+// newFixture builds the suite's images and targets. With swarm, this
+// machine's engine becomes a single-node Swarm by deploy:init, which also
+// starts the registry; without, an in-process registry on loopback serves.
+func newFixture(withSwarm bool) (f *fixture, skip string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cli, err := dockerimage.NewClient()
@@ -125,12 +175,16 @@ func newFixture() (f *fixture, skip string, err error) {
 	if err != nil {
 		return nil, "end-to-end tests need a Docker engine: " + err.Error(), nil
 	}
-	if st := info.Info.Swarm.LocalNodeState; st != swarm.LocalNodeStateInactive {
+	if st := info.Info.Swarm.LocalNodeState; withSwarm && st != swarm.LocalNodeStateInactive {
 		return nil, fmt.Sprintf("the engine is in a Swarm already (%s): the end-to-end tests only use a Swarm of their own", st), nil
 	}
 	regImage := cmp.Or(os.Getenv("REGISTRY_IMAGE"), deploy.DefaultRegistryImage)
 	pgImage := cmp.Or(os.Getenv("POSTGRES_IMAGE"), "postgres:16-alpine")
-	for _, img := range []string{regImage, pgImage} {
+	needed := []string{pgImage}
+	if withSwarm {
+		needed = append(needed, regImage)
+	}
+	for _, img := range needed {
 		if _, err := cli.ImageInspect(ctx, img); err == nil {
 			continue
 		}
@@ -144,13 +198,15 @@ func newFixture() (f *fixture, skip string, err error) {
 			return nil, fmt.Sprintf("end-to-end tests need the image %s (REGISTRY_IMAGE, POSTGRES_IMAGE name others), and pulling it failed: %v", img, err), nil
 		}
 	}
-	f = &fixture{cli: cli, images: map[string]string{}, digests: map[string]string{}}
+	f = &fixture{cli: cli, images: map[string]string{}, digests: map[string]string{}, swarm: withSwarm}
 	f.tmp, err = os.MkdirTemp("", "deploy-e2e-")
 	if err != nil {
 		return nil, "", err
 	}
 	f.gwBridge = networkExists(ctx, cli, "docker_gwbridge")
+	fxCleanupMu.Lock()
 	cleanup = append(cleanup, f.teardown)
+	fxCleanupMu.Unlock()
 
 	// The working tree as a clean repository of its own: the targets read
 	// git facts, and the protected-environment tests change them.
@@ -173,19 +229,34 @@ func newFixture() (f *fixture, skip string, err error) {
 		return nil, "", fmt.Errorf("compile the mage targets: %w", err)
 	}
 
-	// deploy:init makes the Swarm and starts the registry, as on a laptop.
-	f.port = freePort()
-	f.registry = "127.0.0.1:" + strconv.Itoa(f.port)
-	f.repo = f.registry + "/e2e-app"
-	f.initEnv = f.writeEnv("init", envSpec{Name: "e2einit", Stack: "e2einit", Registry: true})
-	if out, code := f.runTarget(ctx, f.initEnv, nil, "deploy:init", "e2einit"); code != 0 {
-		return nil, "", fmt.Errorf("deploy:init exited %d:\n%s", code, out)
+	if withSwarm {
+		// deploy:init makes the Swarm and starts the registry, as on a laptop.
+		f.port = freePort()
+		f.registry = "127.0.0.1:" + strconv.Itoa(f.port)
+		f.repo = f.registry + "/e2e-app"
+		f.initEnv = f.writeEnv("init", envSpec{Name: "e2einit", Stack: "e2einit", Registry: true})
+		if out, code := f.runTarget(ctx, f.initEnv, nil, "deploy:init", "e2einit"); code != 0 {
+			return nil, "", fmt.Errorf("deploy:init exited %d:\n%s", code, out)
+		}
+	} else {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", err
+		}
+		f.registrySrv = &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: time.Minute}
+		go func() { _ = f.registrySrv.Serve(l) }()
+		f.port = l.Addr().(*net.TCPAddr).Port
+		f.registry = "127.0.0.1:" + strconv.Itoa(f.port)
+		f.repo = f.registry + "/e2e-app"
 	}
 	// The front proxy's network, which the production file's app joins:
 	// made here, as deploy:proxy would, so that every test can deploy
-	// without running a proxy (the proxy's tests run one).
-	if err := ensureProxyNetwork(ctx, cli); err != nil {
-		return nil, "", err
+	// without running a proxy (the proxy's tests run one). A bed's Swarm
+	// gets it when its environment is written.
+	if withSwarm {
+		if err := ensureProxyNetwork(ctx, cli); err != nil {
+			return nil, "", err
+		}
 	}
 
 	// The releases: v1 and v2 differ in their stamped version (so in their
@@ -228,40 +299,46 @@ func newFixture() (f *fixture, skip string, err error) {
 func (f *fixture) teardown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	// Services first, and their containers with them: leaving the Swarm
-	// would strand the containers of tasks being removed.
-	if ss, err := f.cli.ServiceList(ctx, client.ServiceListOptions{}); err == nil {
-		for _, s := range ss.Items {
-			_, _ = f.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{})
+	if f.swarm {
+		// Services first, and their containers with them: leaving the
+		// Swarm would strand the containers of tasks being removed.
+		if ss, err := f.cli.ServiceList(ctx, client.ServiceListOptions{}); err == nil {
+			for _, s := range ss.Items {
+				_, _ = f.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{})
+			}
+		}
+		f.waitNoTaskContainers(ctx)
+		if _, err := f.cli.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e cleanup: leave the Swarm:", err)
+		}
+		name := "e2einit-registry"
+		if _, err := f.cli.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			fmt.Fprintln(os.Stderr, "e2e cleanup: remove the registry:", err)
 		}
 	}
-	f.waitNoTaskContainers(ctx)
-	if _, err := f.cli.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e cleanup: leave the Swarm:", err)
-	}
-	name := "e2einit-registry"
-	if _, err := f.cli.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		fmt.Fprintln(os.Stderr, "e2e cleanup: remove the registry:", err)
+	if f.registrySrv != nil {
+		_ = f.registrySrv.Close()
 	}
 	vs, _ := f.cli.VolumeList(ctx, client.VolumeListOptions{})
 	for _, v := range vs.Items {
-		if strings.HasPrefix(v.Name, "e2e") {
+		if f.swarm && strings.HasPrefix(v.Name, "e2e") {
 			if _, err := f.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e cleanup: remove volume", v.Name, err)
 			}
 		}
 	}
 	// By name, never by ID: a pushed tag shares its image with the local
-	// one it came from (the Postgres image), which must stay.
+	// one it came from (the Postgres image), which must stay. Only this
+	// fixture's names: another suite's fixture may run beside this one.
 	imgs, _ := f.cli.ImageList(ctx, client.ImageListOptions{All: true})
 	for _, img := range imgs.Items {
 		for _, ref := range append(img.RepoTags, img.RepoDigests...) {
-			if strings.HasPrefix(ref, f.registry+"/") || strings.HasPrefix(ref, "e2e-") {
+			if strings.HasPrefix(ref, f.registry+"/") || ref == f.load {
 				_, _ = f.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
 			}
 		}
 	}
-	if !f.gwBridge {
+	if f.swarm && !f.gwBridge {
 		if _, err := f.cli.NetworkRemove(ctx, "docker_gwbridge", client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			fmt.Fprintln(os.Stderr, "e2e cleanup: remove docker_gwbridge:", err)
 		}

@@ -178,7 +178,7 @@ func figures(t *testing.T, name string, s loadSummary, code int, notes ...string
 // where; deploy:history names the nodes a change started tasks on.
 func TestE2EMultinodeSpread(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupBeds(t)
 	b := newBed(t, f, swarmtest.Options{})
 	expect(t, f, b.env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 	if on := b.tasksByNode(t, "app"); len(on) != 3 {
@@ -225,7 +225,7 @@ func TestE2EMultinodeSpread(t *testing.T) {
 // move, the deploy ends 0, nothing fails.
 func TestE2EMultinodeDrain(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupBeds(t)
 	b := newBed(t, f, swarmtest.Options{})
 	expect(t, f, b.env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 	load := b.load(t)
@@ -257,7 +257,7 @@ func TestE2EMultinodeDrain(t *testing.T) {
 // rollback lose nothing.
 func TestE2EMultinodeKill(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupBeds(t)
 	b := newBed(t, f, swarmtest.Options{})
 	lostNode(t, b, "3 SIGKILL a worker's engine mid-rollout", func(w *swarmtest.Node) error { return b.c.Kill(w) }, func(w *swarmtest.Node) error { return b.c.Restart(t.Context(), w) })
 }
@@ -266,7 +266,7 @@ func TestE2EMultinodeKill(t *testing.T) {
 // healed: as a killed one.
 func TestE2EMultinodePartition(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupBeds(t)
 	b := newBed(t, f, swarmtest.Options{})
 	lostNode(t, b, "5 partition a worker mid-rollout", b.c.Partition, b.c.Heal)
 }
@@ -356,7 +356,7 @@ func secondsSince(from, to time.Time) float64 {
 // nothing.
 func TestE2EMultinodeManagers(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupBeds(t)
 	b := newBed(t, f, swarmtest.Options{Managers: 3})
 	expect(t, f, b.env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 	// Kill a manager that does not run Postgres (its volume is local), and
@@ -404,7 +404,7 @@ func TestE2EMultinodeManagers(t *testing.T) {
 // removed there too.
 func TestE2EMultinodeMigrationOnWorker(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupBeds(t)
 	workers := filepath.Join(f.tmp, "on-workers.yml")
 	if err := os.WriteFile(workers, []byte("version: \"3.9\"\nservices:\n  app:\n    deploy:\n      placement:\n        constraints: [node.role == worker]\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -444,7 +444,7 @@ func TestE2EMultinodeMigrationOnWorker(t *testing.T) {
 // preflight, changing nothing; once a node has the label, it deploys.
 func TestE2EMultinodePlacement(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupBeds(t)
 	zone := filepath.Join(f.tmp, "zone-east.yml")
 	if err := os.WriteFile(zone, []byte("version: \"3.9\"\nservices:\n  app:\n    deploy:\n      placement:\n        constraints: [node.labels.zone == east]\n"), 0o644); err != nil {
 		t.Fatal(err)

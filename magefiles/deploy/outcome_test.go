@@ -43,7 +43,7 @@ func TestDecide(t *testing.T) {
 				}
 				return
 			}
-			c, ok := o.Err.(interface{ ExitStatus() int }) //nolint:errorlint // mage reads it so
+			c, ok := o.Err.(interface{ ExitStatus() int })
 			if !ok || c.ExitStatus() != tt.code || !strings.Contains(o.Err.Error(), tt.says) {
 				t.Errorf("error %v (%T), want exit %d saying %q", o.Err, o.Err, tt.code, tt.says)
 			}

@@ -336,7 +336,7 @@ func quorumError(err error, swarmID string, managers int) error {
 			if swarmID != "" {
 				which += " " + swarmID
 			}
-			return fmt.Errorf("%s has lost quorum: it has no leader, so more than half of %s are unreachable (%v); %s", which, of, err, quorumFix)
+			return fmt.Errorf("%s has lost quorum: it has no leader, so more than half of %s are unreachable (%w); %s", which, of, err, quorumFix)
 		}
 	}
 	return err

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 
 	"github.com/fractionate/service-template/magefiles/dockerimage"
@@ -279,6 +278,3 @@ func Hint(url string) string {
 Next: go tool mage dev:watch (rebuild on change) · dev:logs · dev:psql · dev:down
 `, url)
 }
-
-// ComposeFile is the stack's compose file under dir.
-func ComposeFile(dir string) string { return filepath.Join(dir, File) }

@@ -1,12 +1,13 @@
 package dockerimage
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
 // Instruction is one Dockerfile instruction with its continuation lines
@@ -26,82 +27,45 @@ type Stage struct {
 	Instructions []Instruction
 }
 
-// ParseDockerfile splits our Dockerfile into stages. It understands what the
-// project's Dockerfile uses (comments, blank lines, backslash continuations,
-// FROM ... AS name), not every corner of the format (no parser directives,
-// heredocs or escape characters other than the backslash); it is for reading
-// our own file, and the engine stays the judge of validity.
-func ParseDockerfile(r io.Reader) ([]Stage, error) {
-	var (
-		stages  []Stage
-		cur     strings.Builder
-		start   int
-		lineNum int
-	)
-	flush := func() error {
-		text := strings.TrimSpace(cur.String())
-		cur.Reset()
-		if text == "" {
-			return nil
-		}
-		cmd, args, _ := strings.Cut(text, " ")
-		in := Instruction{Cmd: strings.ToUpper(cmd), Args: strings.TrimSpace(args), Line: start}
+// parseDockerfile splits a Dockerfile into stages with BuildKit's parser,
+// the one docker build uses: continuations, comments, directives and
+// heredocs are read as the engine reads them.
+func parseDockerfile(r io.Reader) ([]Stage, error) {
+	res, err := parser.Parse(r)
+	if err != nil {
+		return nil, err
+	}
+	var stages []Stage
+	for _, n := range res.AST.Children {
+		// Original is the instruction as written, continuations joined;
+		// whitespace is normalised so a reader compares words.
+		args := strings.Join(strings.Fields(n.Original)[1:], " ")
+		in := Instruction{Cmd: strings.ToUpper(n.Value), Args: args, Line: n.StartLine}
 		switch {
 		case in.Cmd == "FROM":
-			f := strings.Fields(in.Args)
-			s := Stage{}
-			for len(f) > 0 && strings.HasPrefix(f[0], "--") {
-				f = f[1:] // --platform=...
+			var words []string
+			for w := n.Next; w != nil; w = w.Next {
+				words = append(words, w.Value)
 			}
+			s := Stage{}
 			switch {
-			case len(f) == 1:
-				s.From = f[0]
-			case len(f) == 3 && strings.EqualFold(f[1], "AS"):
-				s.From, s.Name = f[0], f[2]
+			case len(words) == 1:
+				s.From = words[0]
+			case len(words) == 3 && strings.EqualFold(words[1], "AS"):
+				s.From, s.Name = words[0], words[2]
 			default:
-				return fmt.Errorf("line %d: cannot read %q", in.Line, in.String())
+				return nil, fmt.Errorf("line %d: cannot read %q", in.Line, in.String())
 			}
 			stages = append(stages, s)
 		case len(stages) == 0:
 			// ARG before the first FROM: global, belongs to no stage.
 			if in.Cmd != "ARG" {
-				return fmt.Errorf("line %d: %s before the first FROM", in.Line, in.Cmd)
+				return nil, fmt.Errorf("line %d: %s before the first FROM", in.Line, in.Cmd)
 			}
 		default:
 			last := &stages[len(stages)-1]
 			last.Instructions = append(last.Instructions, in)
 		}
-		return nil
-	}
-
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		lineNum++
-		line := sc.Text()
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "#") {
-			continue // comments may sit inside a continued instruction too
-		}
-		if cur.Len() == 0 {
-			if trimmed == "" {
-				continue
-			}
-			start = lineNum
-		}
-		if body, ok := strings.CutSuffix(trimmed, `\`); ok {
-			cur.WriteString(strings.TrimSpace(body) + " ")
-			continue
-		}
-		cur.WriteString(trimmed)
-		if err := flush(); err != nil {
-			return nil, err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if err := flush(); err != nil {
-		return nil, err
 	}
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("no FROM instruction")
@@ -109,22 +73,22 @@ func ParseDockerfile(r io.Reader) ([]Stage, error) {
 	return stages, nil
 }
 
-// ReadDockerfile parses the Dockerfile at path.
-func ReadDockerfile(path string) ([]Stage, error) {
+// readDockerfile parses the Dockerfile at path.
+func readDockerfile(path string) ([]Stage, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	stages, err := ParseDockerfile(f)
+	stages, err := parseDockerfile(f)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return stages, nil
 }
 
-// StageNames lists the named stages in file order: the valid build targets.
-func StageNames(stages []Stage) []string {
+// stageNames lists the named stages in file order: the valid build targets.
+func stageNames(stages []Stage) []string {
 	var names []string
 	for _, s := range stages {
 		if s.Name != "" {
@@ -138,11 +102,11 @@ func StageNames(stages []Stage) []string {
 // the Dockerfile. The classic builder's own message ("failed to reach build
 // target x in Dockerfile") names neither the file nor the alternatives.
 func checkTarget(dockerfile, target string) error {
-	stages, err := ReadDockerfile(dockerfile)
+	stages, err := readDockerfile(dockerfile)
 	if err != nil {
 		return err
 	}
-	names := StageNames(stages)
+	names := stageNames(stages)
 	if !slices.Contains(names, target) {
 		return fmt.Errorf("unknown build target %q: %s has the stages %s", target, dockerfile, strings.Join(names, ", "))
 	}

@@ -30,7 +30,7 @@ func repoRoot(t *testing.T) string {
 
 func projectStages(t *testing.T) map[string]Stage {
 	t.Helper()
-	stages, err := ReadDockerfile(filepath.Join(repoRoot(t), Dockerfile))
+	stages, err := readDockerfile(filepath.Join(repoRoot(t), Dockerfile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,14 +42,14 @@ func projectStages(t *testing.T) map[string]Stage {
 }
 
 func TestDockerfileStageOrder(t *testing.T) {
-	stages, err := ReadDockerfile(filepath.Join(repoRoot(t), Dockerfile))
+	stages, err := readDockerfile(filepath.Join(repoRoot(t), Dockerfile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The classic builder builds every stage before the target: prebuilt
 	// must come first (it builds without pulling an image) and runtime last
 	// (plain `docker build` builds the last stage).
-	if got, want := StageNames(stages), []string{TargetPrebuilt, "builder", TargetRuntime}; !slices.Equal(got, want) {
+	if got, want := stageNames(stages), []string{TargetPrebuilt, "builder", TargetRuntime}; !slices.Equal(got, want) {
 		t.Fatalf("stages = %v, want %v", got, want)
 	}
 }
@@ -272,7 +272,7 @@ func TestParseDockerfile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseDockerfile(strings.NewReader(tt.in))
+			got, err := parseDockerfile(strings.NewReader(tt.in))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)

@@ -4,7 +4,10 @@
 // under -short, so the split needs no build tags: unit runs -short,
 // integration selects by name, and the full run takes everything in one
 // compile. End-to-end tests (TestE2E...) make the engine a Swarm: they run
-// on their own, one package at a time, never beside the others.
+// on their own, one package at a time, never beside the others; but for
+// the multi-node scenarios (TestE2EMultinode...), which leave this
+// machine's engine alone and run in a go test process of their own beside
+// them.
 package gotest
 
 import (
@@ -21,7 +24,11 @@ const (
 	Unit
 	Integration
 	E2E
+	Multinode
 )
+
+// multinodePrefix starts the multi-node scenarios' names.
+const multinodePrefix = "TestE2EMultinode"
 
 // e2eTimeout bounds the end-to-end suite: minutes of rollouts, and the
 // clean-up must still run within it.
@@ -46,7 +53,9 @@ func Command(s Suite, o Options) runner.Cmd {
 	case Integration:
 		args = append(args, "-count=1", "-run", "^"+dockertest.Prefix)
 	case E2E:
-		args = append(args, "-count=1", "-p", "1", "-timeout", e2eTimeout, "-run", "^"+dockertest.E2EPrefix)
+		args = append(args, "-count=1", "-p", "1", "-timeout", e2eTimeout, "-run", "^"+dockertest.E2EPrefix, "-skip", "^"+multinodePrefix)
+	case Multinode:
+		args = append(args, "-count=1", "-timeout", e2eTimeout, "-run", "^"+multinodePrefix)
 	default:
 		// Integration tests talk to real containers, which go test's
 		// result cache cannot see: never trust a cached pass.

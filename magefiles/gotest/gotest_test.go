@@ -10,7 +10,8 @@ func TestCommand(t *testing.T) {
 		want  string
 	}{
 		{"all", All, Options{}, "go test -count=1 -skip ^TestE2E ./..."},
-		{"e2e", E2E, Options{RequireDocker: true}, "TEST_REQUIRE_DOCKER=… go test -count=1 -p 1 -timeout 45m -run ^TestE2E ./..."},
+		{"e2e", E2E, Options{RequireDocker: true}, "TEST_REQUIRE_DOCKER=… go test -count=1 -p 1 -timeout 45m -run ^TestE2E -skip ^TestE2EMultinode ./..."},
+		{"multinode, beside e2e", Multinode, Options{RequireDocker: true}, "TEST_REQUIRE_DOCKER=… go test -count=1 -timeout 45m -run ^TestE2EMultinode ./..."},
 		{"unit", Unit, Options{}, "go test -short ./..."},
 		{"integration", Integration, Options{}, "go test -count=1 -run ^TestIntegration ./..."},
 		{"all requiring docker", All, Options{RequireDocker: true}, "TEST_REQUIRE_DOCKER=… go test -count=1 -skip ^TestE2E ./..."},

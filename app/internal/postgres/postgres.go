@@ -5,6 +5,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -69,4 +70,32 @@ func Unavailable(err error) bool {
 			pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
 	return false
+}
+
+// Wait waits until the database answers, for up to within: a one-off
+// command (app migrate, in a Swarm job) may start before the database
+// listens, or before the overlay network carries its packets (a container
+// new on a node is reachable once the Swarm's gossip has spread its
+// address, seconds later). Errors that are not about reaching the
+// database end the wait at once. said, when set, is told of the first
+// failure.
+func Wait(ctx context.Context, pool *pgxpool.Pool, within time.Duration, said func(error)) error {
+	deadline := time.Now().Add(within)
+	for first := true; ; first = false {
+		err := Ping(pool)(ctx)
+		if err == nil || !Unavailable(err) || ctx.Err() != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the database did not answer within %s: %w", within, err)
+		}
+		if first && said != nil {
+			said(err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }

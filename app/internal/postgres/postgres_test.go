@@ -7,13 +7,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fractionate/service-template/app/internal/dbtest"
+	"github.com/fractionate/service-template/internal/secret"
 )
 
 // Unavailable tells a database that could not answer from one that
@@ -47,5 +50,30 @@ func TestUnavailable(t *testing.T) {
 				t.Errorf("Unavailable(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+// Wait asks again while nothing answers, and gives up at its bound with
+// the reason.
+func TestWaitGivesUpAtItsBound(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	pool, err := Open(t.Context(), secret.New("postgres://u:p@"+addr+"/db?sslmode=disable"), 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	said := 0
+	start := time.Now()
+	err = Wait(t.Context(), pool, 1500*time.Millisecond, func(error) { said++ })
+	if err == nil || !strings.Contains(err.Error(), "did not answer within 1.5s") || said != 1 {
+		t.Fatalf("Wait = %v (said %d times), want the bound's error, said once", err, said)
+	}
+	if took := time.Since(start); took < 1500*time.Millisecond {
+		t.Errorf("gave up after %s, before its bound", took)
 	}
 }
