@@ -54,12 +54,13 @@ type front struct {
 	host                            string
 	httpsPort, httpPort, pebblePort int
 	traefik, pebble                 string
+	stack                           string // the proxy's: e2e..., so that the suite's teardown removes its volume
 }
 
 // proxyYAML is the environment's proxy section, with more variables.
 func (fr *front) proxyYAML(extra string) string {
-	return fmt.Sprintf(`{ca: pebble, http_port: %d, https_port: %d, variables: {TRAEFIK_IMAGE: %q, PEBBLE_IMAGE: %q, PEBBLE_MANAGEMENT_PORT: "%d"%s}}`,
-		fr.httpPort, fr.httpsPort, fr.traefik, fr.pebble, fr.pebblePort, extra)
+	return fmt.Sprintf(`{ca: pebble, stack: %s, http_port: %d, https_port: %d, variables: {TRAEFIK_IMAGE: %q, PEBBLE_IMAGE: %q, PEBBLE_MANAGEMENT_PORT: "%d"%s}}`,
+		fr.stack, fr.httpPort, fr.httpsPort, fr.traefik, fr.pebble, fr.pebblePort, extra)
 }
 
 // run runs a target with the test's cache, checking its exit code.
@@ -114,7 +115,7 @@ func (fr *front) waitServed(t *testing.T, hc *http.Client, timeout time.Duration
 		time.Sleep(time.Second)
 	}
 	var logs strings.Builder
-	for _, svc := range []string{"proxy_traefik", "proxy_pebble"} {
+	for _, svc := range []string{fr.stack + "_traefik", fr.stack + "_pebble"} {
 		out, _ := execOutput("docker", "service", "logs", "--raw", "--tail", "60", svc)
 		fmt.Fprintf(&logs, "--- %s:\n%s\n", svc, out)
 	}
@@ -198,11 +199,11 @@ func (fr *front) measure(t *testing.T, hc *http.Client, change func()) loadgen.R
 // neither ingress-published ports nor VIPs route.
 func TestE2EProxyZeroDowntime(t *testing.T) {
 	f := setup(t)
-	fr := &front{f: f, cache: filepath.Join(f.tmp, "cache-"+unique()), httpsPort: freePort(), httpPort: freePort(), pebblePort: freePort()}
+	fr := &front{f: f, cache: filepath.Join(f.tmp, "cache-"+unique()), httpsPort: freePort(), httpPort: freePort(), pebblePort: freePort(), stack: "e2eproxy" + unique()[:4]}
 	fr.traefik, fr.pebble = f.proxyImages(t)
 	stack := "e2ep" + unique()[:4]
 	fr.host = stack + ".e2e.test"
-	t.Cleanup(func() { f.removeStack(t, "proxy") })
+	t.Cleanup(func() { f.removeStack(t, fr.stack) })
 	write := func(extra string) {
 		fr.env = newStackEnv(t, f, envSpec{Name: "edge", Stack: stack, Smoke: "{service: app}", Proxy: fr.proxyYAML(extra)})
 	}
