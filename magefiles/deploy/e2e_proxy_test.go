@@ -122,6 +122,36 @@ func (fr *front) waitServed(t *testing.T, hc *http.Client, timeout time.Duration
 	t.Fatalf("not served through the proxy within %s: %v\n%s", timeout, last, logs.String())
 }
 
+// checkRedirect asks for the app over plain HTTP: Traefik answers with a
+// permanent redirect to the same path over HTTPS, never with the app.
+func (fr *front) checkRedirect(t *testing.T) {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	plain := &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(fr.httpPort))
+		}},
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, fmt.Sprintf("http://%s/v1/notes?limit=1", fr.host), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := plain.Do(req)
+	if err != nil {
+		t.Fatalf("plain HTTP through the proxy: %v", err)
+	}
+	_ = resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusMovedPermanently && resp.StatusCode != http.StatusPermanentRedirect {
+		t.Errorf("plain HTTP: %s, want a permanent redirect to HTTPS", resp.Status)
+	}
+	if !strings.HasPrefix(loc, "https://"+fr.host) || !strings.HasSuffix(loc, "/v1/notes?limit=1") {
+		t.Errorf("plain HTTP redirects to %q, want https://%s[:port]/v1/notes?limit=1", loc, fr.host)
+	}
+}
+
 func get200(ctx context.Context, hc *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -235,6 +265,7 @@ func TestE2EProxyZeroDowntime(t *testing.T) {
 	hc := fr.client(t)
 	fr.waitServed(t, hc, 3*time.Minute)
 	t.Logf("first request served %s after deploy:to began", time.Since(deployed).Round(time.Second))
+	fr.checkRedirect(t)
 
 	type row struct {
 		name           string
