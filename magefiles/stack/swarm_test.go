@@ -77,7 +77,7 @@ services:
 // touch it: a skip, or under TEST_REQUIRE_DOCKER=1 a failure, since CI's
 // engine must be free for it. Its waits stop 90 s before go test's deadline,
 // so its clean-up always runs.
-func TestIntegrationProductionStackRollsBack(t *testing.T) {
+func TestE2EProductionStackRollsBack(t *testing.T) {
 	dockertest.Require(t)
 	if os.Getenv("TEST_SWARM") != "1" {
 		// plain skip: TEST_SWARM unset is the caller's explicit opt-out (the
