@@ -41,7 +41,8 @@ func (c *Cluster) Stop(n *Node) error {
 
 // Restart starts n's engine again on the same data root (after Kill or
 // Stop; a running engine is stopped first) and waits until a manager sees
-// the node ready.
+// the node ready and, for a manager, reachable in the Raft cluster again
+// (which a loaded machine reports seconds after ready).
 func (c *Cluster) Restart(ctx context.Context, n *Node) error {
 	n.mu.Lock()
 	if n.running() {
@@ -55,7 +56,15 @@ func (c *Cluster) Restart(ctx context.Context, n *Node) error {
 	if err != nil {
 		return err
 	}
-	return c.WaitNode(ctx, n, swarm.NodeStateReady)
+	if err := c.WaitNode(ctx, n, swarm.NodeStateReady); err != nil || !n.Manager {
+		return err
+	}
+	return c.waitNode(ctx, n, "a reachable manager", func(node swarm.Node) string {
+		if ms := node.ManagerStatus; ms == nil || ms.Reachability != swarm.ReachabilityReachable {
+			return fmt.Sprintf("manager status %+v", ms)
+		}
+		return ""
+	})
 }
 
 // Partition cuts n off the hub (its port on the hub's bridge goes down):

@@ -507,6 +507,17 @@ func (c *Cluster) Manager(ctx context.Context) (*Node, *client.Client, error) {
 
 // WaitNode waits until a manager sees n in state (ready, down).
 func (c *Cluster) WaitNode(ctx context.Context, n *Node, state swarm.NodeState) error {
+	return c.waitNode(ctx, n, string(state), func(node swarm.Node) string {
+		if got := node.Status.State; got != state {
+			return "it is " + string(got)
+		}
+		return ""
+	})
+}
+
+// waitNode waits, for at most 2 minutes, until a manager's view of n
+// satisfies check (which returns what is still wrong, or "").
+func (c *Cluster) waitNode(ctx context.Context, n *Node, want string, check func(swarm.Node) string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var last string
@@ -515,14 +526,12 @@ func (c *Cluster) WaitNode(ctx context.Context, n *Node, state swarm.NodeState) 
 			last = err.Error()
 		} else if res, err := cli.NodeInspect(ctx, n.ID, client.NodeInspectOptions{}); err != nil {
 			last = err.Error()
-		} else if got := res.Node.Status.State; got == state {
+		} else if last = check(res.Node); last == "" {
 			return nil
-		} else {
-			last = "it is " + string(got)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s is not %s: %s", n.Name, state, last)
+			return fmt.Errorf("%s is not %s: %s", n.Name, want, last)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
