@@ -474,7 +474,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 		}, []string{"never served on e2e", "HEAD is v1.0.0 but the image is tagged \"v2.0.0\""}},
 		// v2.0.0 is neither HEAD's tag nor promoted: those fail too, and
 		// every check is reported, the signature's among them.
-		{"unsigned", env, []string{"deploy:to", "prod", "-image=" + f.repo + ":v2.0.0"}, nil, []string{"FAIL  signature  verify: no signature for " + f.digests["v2.0.0"]}},
+		{"unsigned", env, []string{"deploy:to", "prod", "-image=" + f.repo + ":v2.0.0"}, nil, []string{"FAIL  signature  verify: no signature for " + f.repo + "@" + f.digests["v2.0.0"]}},
 		{"missing image", env, []string{"deploy:to", "e2e", "-version=v9.9.9"}, nil, []string{"not in the registry"}},
 		{"missing secrets", noSecrets, []string{"deploy:to", "bare", "-image=" + f.repo + ":v1.0.0"}, nil,
 			[]string{"no version of database_url, postgres_password", "secrets:set bare NAME"}},
