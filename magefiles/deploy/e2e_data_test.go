@@ -76,6 +76,7 @@ var migrationsDone = regexp.MustCompile(`Migrations: done in ([0-9.]+m?s)`)
 // leaves the database ahead, never migrating down.
 func TestE2EMigrations(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2e9" + unique()[:4]
 	env := newStack(t, f, "pw"+unique(), envSpec{Name: "e2e", Stack: stack, Smoke: "{service: app, timeout: 30s}"})
 	v3, bad := f.release(t, "v3.0.0"), f.release(t, "badmig")
@@ -86,14 +87,14 @@ func TestE2EMigrations(t *testing.T) {
 	}
 
 	t.Run("dry run lists the pending migration", func(t *testing.T) {
-		before := f.snapshot(t)
+		before := f.snapshot(t, stack)
 		out := expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v3.0.0", "-dryrun")
 		for _, w := range []string{"migrations  1 pending", "00003_add_tags.sql", "Dry run: nothing was changed."} {
 			if !strings.Contains(out, w) {
 				t.Errorf("the dry run does not say %q:\n%s", w, out)
 			}
 		}
-		if after := f.snapshot(t); after != before {
+		if after := f.snapshot(t, stack); after != before {
 			t.Errorf("the dry run changed the Swarm:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 		if jobs := f.jobsLeft(t, stack); len(jobs) > 0 {
@@ -260,6 +261,7 @@ services:
 // deploy no longer than its timeout and never shows its URL.
 func TestE2ESmokeCheckAndNotifications(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2ea" + unique()[:4]
 	hook := newWebhookRecorder(t)
 	url := hook.URL + "/hooks/T0K3N" + unique()
@@ -354,13 +356,14 @@ func TestE2ESmokeCheckAndNotifications(t *testing.T) {
 // refusals.
 func TestE2ESecretRotation(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2eb" + unique()[:4]
 	env := newStack(t, f, "pw"+unique(), envSpec{Name: "e2e", Stack: stack, Smoke: "{service: app, timeout: 30s}"})
 	expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 	pgBefore := f.serviceVersions(t, stack+"_postgres")
 
 	t.Run("set refuses an empty value and an unknown name", func(t *testing.T) {
-		before := f.snapshot(t)
+		before := f.snapshot(t, stack)
 		for _, c := range []struct {
 			stdin, name, want string
 		}{
@@ -373,7 +376,7 @@ func TestE2ESecretRotation(t *testing.T) {
 				t.Errorf("secrets:set %s with %q: exit %d, want 1 saying %q:\n%s", c.name, c.stdin, code, c.want, out)
 			}
 		}
-		if after := f.snapshot(t); after != before {
+		if after := f.snapshot(t, stack); after != before {
 			t.Errorf("a refused secrets:set changed the Swarm:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})
@@ -429,11 +432,11 @@ func TestE2ESecretRotation(t *testing.T) {
 				t.Errorf("secrets:list does not match %s:\n%s", re, out)
 			}
 		}
-		before := f.snapshot(t)
+		before := f.snapshot(t, stack)
 		if out := expect(t, f, env, 0, "secrets:prune", "e2e", "-keep=1", "-dryrun"); !strings.Contains(out, "remove  "+stack+"_database_url_v1 (would be)") {
 			t.Errorf("prune -dryrun:\n%s", out)
 		}
-		if after := f.snapshot(t); after != before {
+		if after := f.snapshot(t, stack); after != before {
 			t.Errorf("prune -dryrun changed the Swarm")
 		}
 		out = expect(t, f, env, 0, "secrets:prune", "e2e", "-keep=1")

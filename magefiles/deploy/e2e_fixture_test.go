@@ -105,6 +105,12 @@ func TestMain(m *testing.M) {
 
 // setup returns the shared fixture, making it on first use. A test that
 // cannot have it skips (or, under TEST_REQUIRE_DOCKER=1, fails).
+//
+// The single-node tests run side by side on the one Swarm (t.Parallel; go
+// test's -parallel, the CPU count by default, says how many at once): they
+// mostly wait on Swarm's timers, and each works on stacks of its own,
+// named apart, and checks only those. TestE2EPreflightRefusals moves the
+// clone's tags, so it runs alone, before the others.
 func setup(t testing.TB) *fixture {
 	t.Helper()
 	if !strings.HasPrefix(t.Name(), e2ePrefix) && !strings.HasPrefix(t.Name(), "BenchmarkE2E") {
@@ -889,31 +895,40 @@ func (f *fixture) taskDigests(t testing.TB, service string) []string {
 	return out
 }
 
-// snapshot is what must not change when a target refuses or dry-runs.
-func (f *fixture) snapshot(t testing.TB) string {
+// snapshot is what must not change when a target refuses or dry-runs: the
+// services, secrets and configs whose names start with prefix (a test's
+// stacks: the other tests' change beside them).
+func (f *fixture) snapshot(t testing.TB, prefix string) string {
 	t.Helper()
 	ctx := t.Context()
+	ours := func(name string) bool { return strings.HasPrefix(name, prefix) }
 	var b strings.Builder
 	ss, err := f.cli.ServiceList(ctx, client.ServiceListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range ss.Items {
-		fmt.Fprintf(&b, "service %s v%d %s\n", s.Spec.Name, s.Version.Index, s.Spec.TaskTemplate.ContainerSpec.Image)
+		if ours(s.Spec.Name) {
+			fmt.Fprintf(&b, "service %s v%d %s\n", s.Spec.Name, s.Version.Index, s.Spec.TaskTemplate.ContainerSpec.Image)
+		}
 	}
 	sec, err := f.cli.SecretList(ctx, client.SecretListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range sec.Items {
-		fmt.Fprintf(&b, "secret %s %s v%d\n", s.Spec.Name, s.ID, s.Version.Index)
+		if ours(s.Spec.Name) {
+			fmt.Fprintf(&b, "secret %s %s v%d\n", s.Spec.Name, s.ID, s.Version.Index)
+		}
 	}
 	cfg, err := f.cli.ConfigList(ctx, client.ConfigListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cfg.Items {
-		fmt.Fprintf(&b, "config %s %s\n", c.Spec.Name, c.ID)
+		if ours(c.Spec.Name) {
+			fmt.Fprintf(&b, "config %s %s\n", c.Spec.Name, c.ID)
+		}
 	}
 	return sortLines(b.String())
 }

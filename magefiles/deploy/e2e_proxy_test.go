@@ -229,6 +229,7 @@ func (fr *front) measure(t *testing.T, hc *http.Client, change func()) loadgen.R
 // neither ingress-published ports nor VIPs route.
 func TestE2EProxyZeroDowntime(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	fr := &front{f: f, cache: filepath.Join(f.tmp, "cache-"+unique()), httpsPort: freePort(), httpPort: freePort(), pebblePort: freePort(), stack: "e2eproxy" + unique()[:4]}
 	fr.traefik, fr.pebble = f.proxyImages(t)
 	stack := "e2ep" + unique()[:4]

@@ -106,15 +106,16 @@ func allOK(t *testing.T, out string) {
 // nothing; then deploy:to reaches a running stack.
 func TestE2ESetupThenDeploy(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2es" + unique()[:4]
 	t.Cleanup(func() { f.removeStack(t, stack) })
 	env, edge := setupEnv(t, f, stack, []string{f.cli.DaemonHost()}, true)
 	canary := "token-" + unique() + unique()
 
-	before := f.snapshot(t)
+	before := f.snapshot(t, stack)
 	out := runSetup(t, f, env, canary, 0, "-secret=api_token", "-dryrun")
 	hasLines(t, out, "  would  secret     api_token: would be made", "  would  network    "+edge+": would be made (overlay, attachable)", "Dry run: nothing was changed.")
-	if after := f.snapshot(t); after != before || networkExists(t.Context(), f.cli, edge) {
+	if after := f.snapshot(t, stack); after != before || networkExists(t.Context(), f.cli, edge) {
 		t.Errorf("a dry run changed the Swarm:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
@@ -140,11 +141,11 @@ func TestE2ESetupThenDeploy(t *testing.T) {
 		t.Errorf("network %s: %+v, %v; want an attachable overlay of the Swarm", edge, n.Network, err)
 	}
 
-	before = f.snapshot(t)
+	before = f.snapshot(t, stack)
 	out = runSetup(t, f, env, "", 0)
 	allOK(t, out)
 	hasLines(t, out, "  ok     secret     api_token: v1 exists", "  ok     network    "+edge+": exists (overlay, swarm)", "nothing made")
-	if after := f.snapshot(t); after != before {
+	if after := f.snapshot(t, stack); after != before {
 		t.Errorf("a second run changed the Swarm:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
@@ -196,6 +197,7 @@ func TestE2EMultinodeSetup(t *testing.T) {
 // each missing value in turn, without echo, and shows none of them.
 func TestE2ESetupAsksOnATerminal(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	script, err := exec.LookPath("script")
 	if err != nil {
 		dockertest.Missing(t, "needs script(1) (util-linux) to give the targets a terminal: "+err.Error())

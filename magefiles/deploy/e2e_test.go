@@ -78,6 +78,7 @@ func onDigest(t testing.TB, f *fixture, service, digest string) {
 // password shows up nowhere.
 func TestE2EDeployRollbackScaleUnderLoad(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2e1" + unique()[:4]
 	canary := "canary" + unique()
 	env := newStack(t, f, canary, envSpec{Name: "e2e", Stack: stack})
@@ -102,7 +103,7 @@ func TestE2EDeployRollbackScaleUnderLoad(t *testing.T) {
 	})
 
 	t.Run("10 dry runs change nothing", func(t *testing.T) {
-		before := f.snapshot(t)
+		before := f.snapshot(t, stack)
 		for _, args := range [][]string{
 			{"deploy:to", "e2e", "-image=" + f.repo + ":v1.0.0", "-dryrun"},
 			{"deploy:rollback", "e2e", "-dryrun"},
@@ -114,7 +115,7 @@ func TestE2EDeployRollbackScaleUnderLoad(t *testing.T) {
 				t.Errorf("%v did not say it was a dry run:\n%s", args, out)
 			}
 		}
-		if after := f.snapshot(t); after != before {
+		if after := f.snapshot(t, stack); after != before {
 			t.Errorf("a dry run changed the Swarm:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})
@@ -157,7 +158,7 @@ func TestE2EDeployRollbackScaleUnderLoad(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		zeroFailures(t, load.Stop(t))
-		before := f.snapshot(t)
+		before := f.snapshot(t, stack)
 		for _, c := range []struct {
 			args []string
 			want string
@@ -171,7 +172,7 @@ func TestE2EDeployRollbackScaleUnderLoad(t *testing.T) {
 				t.Errorf("%v: the refusal does not say %q:\n%s", c.args, c.want, out)
 			}
 		}
-		if after := f.snapshot(t); after != before {
+		if after := f.snapshot(t, stack); after != before {
 			t.Errorf("a refused scale changed the Swarm:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 		if rs := history(t, f, stack); rs[0].Action != "scale" || *rs[0].Services["app"].Replicas != 2 {
@@ -251,6 +252,7 @@ func (f *fixture) twoAtOnce(t testing.TB, env string, args ...string) (ok, refus
 // failed.
 func TestE2EFailedHealthCheckRollsBack(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2e2" + unique()[:4]
 	env := newStack(t, f, "pw"+unique(), envSpec{Name: "e2e", Stack: stack})
 	expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
@@ -301,6 +303,7 @@ services:
 // load, with no failed request.
 func TestE2EWholeStackRollback(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2e3" + unique()[:4]
 	worker := filepath.Join(f.tmp, stack+"-worker.yml")
 	if err := os.WriteFile(worker, []byte(workerOverride), 0o644); err != nil {
@@ -334,6 +337,7 @@ func TestE2EWholeStackRollback(t *testing.T) {
 // -force clears; a deploy interrupted with Ctrl-C restores the stack.
 func TestE2ELockAndInterrupts(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2e6" + unique()[:4]
 	env := newStack(t, f, "pw"+unique(), envSpec{Name: "e2e", Stack: stack})
 	expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
@@ -413,6 +417,7 @@ services:
 // and the stack is restored.
 func TestE2EUnplaceableReleaseIsRestored(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 	stack := "e2e7" + unique()[:4]
 	env := newStack(t, f, "pw"+unique(), envSpec{Name: "e2e", Stack: stack, Deadline: "1m"})
 	expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
@@ -453,7 +458,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	before := f.snapshot(t)
+	before := f.snapshot(t, "e2e8")
 	for _, c := range []struct {
 		name  string
 		env   string
@@ -494,7 +499,7 @@ func TestE2EPreflightRefusals(t *testing.T) {
 			}
 		})
 	}
-	if after := f.snapshot(t); after != before {
+	if after := f.snapshot(t, "e2e8"); after != before {
 		t.Errorf("refused deploys changed the Swarm:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// With HEAD at v1.0.0, clean, and v1's digest deployed on e2e, every

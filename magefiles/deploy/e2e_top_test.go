@@ -55,6 +55,7 @@ func (f *fixture) startLoadAt(t *testing.T, stack string, rate int) *Load {
 // a table lock (the pool exhausted: raise it or add replicas).
 func TestE2ETopStarved(t *testing.T) {
 	f := setup(t)
+	t.Parallel() // beside the other single-node tests: see setup
 
 	t.Run("CPU", func(t *testing.T) {
 		stack := "e2et" + unique()[:4]

@@ -36,25 +36,31 @@ func RunSideBySide(ctx context.Context, suites ...gotest.Suite) error {
 }
 
 // RunLanes runs the lanes at once and each lane's suites one after the
-// other, and fails when any suite does; a lane stops at its first failure.
+// other, and fails when any suite does. A failed suite does not stop its
+// lane: as go test goes on past a failed package, one run reports every
+// failure.
 // The end-to-end suites mostly wait on Swarm's timers: the single-node one
 // owns this machine's engine's Swarm, and everything else (unit and
 // integration tests, the multi-node scenarios on engines of their own) can
 // run beside it, so the whole takes about as long as the longest lane.
 func RunLanes(ctx context.Context, lanes ...[]gotest.Suite) error {
-	errs := make([]error, len(lanes))
+	errs := make([][]error, len(lanes))
 	var wg sync.WaitGroup
 	for i, lane := range lanes {
 		wg.Go(func() {
 			for _, s := range lane {
-				if errs[i] = Run(ctx, s); errs[i] != nil {
-					return
+				if err := Run(ctx, s); err != nil {
+					errs[i] = append(errs[i], err)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	var all []error
+	for _, e := range errs {
+		all = append(all, e...)
+	}
+	return errors.Join(all...)
 }
 
 // Run runs one suite with the options the environment sets: TEST_RACE=1
