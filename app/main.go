@@ -8,6 +8,7 @@
 //	app healthcheck                exit 0 when /health answers 200 (the image's HEALTHCHECK)
 //	app config                     print the effective configuration, secrets redacted
 //	app probe [-all] URL...        GET each URL, one JSON line per request (the deploy's smoke check)
+//	app scrape [-all] URL...       read each task's metrics, one JSON line per task (deploy:top)
 package main
 
 import (
@@ -40,7 +41,7 @@ func main() {
 	}
 }
 
-const usage = `usage: app [serve | migrate up|down [VERSION]|to VERSION|status | healthcheck | config | probe [-all] URL...]`
+const usage = `usage: app [serve | migrate up|down [VERSION]|to VERSION|status | healthcheck | config | probe [-all] URL... | scrape [-all] [-count N] [-every D] URL...]`
 
 type usageError string
 
@@ -57,9 +58,12 @@ func run(ctx context.Context, args []string, src config.Sources, stdout, stderr 
 		_, err := fmt.Fprintln(stdout, usage)
 		return err
 	}
-	if cmd == "probe" {
+	switch cmd {
+	case "probe":
 		// Reads no configuration: it looks at other processes.
 		return probeCommand(ctx, args, stdout)
+	case "scrape":
+		return scrapeCommand(ctx, args, stdout, stderr)
 	}
 	cfg, warnings, err := config.Load(src)
 	if err != nil {

@@ -193,3 +193,31 @@ func (Deploy) Setup(ctx context.Context, env string,
 			Input: deploy.StdinSecrets(os.Stdin, os.Stderr), Workflow: deploy.DefaultWorkflow})
 	})
 }
+
+// Deploys or upgrades the front proxy (deploy/proxy.yml: Traefik, HTTPS) on <env>'s Swarm, a stack of its own shared by the stacks there: makes traefik-public, labels the node that keeps the certificates, and checks Traefik answers.
+func (Deploy) Proxy(ctx context.Context, env string,
+	dryRun *bool, // print the preflight and the plan; change nothing
+) error {
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Proxy(ctx, deploy.ProxyOptions{Root: ".", DryRun: flag(dryRun)})
+	})
+}
+
+// Shows, per task of <env>'s app, CPU % of its limit, memory % of its limit, requests/s, latency p50/p99 and pool use, judged against the deployment standard's scaling guide with its advice; read by a job on the stack's network.
+func (Deploy) Top(ctx context.Context, env string,
+	watch *bool, // repeat every 5s until Ctrl-C, judging the last minute
+	svg *string, // also plot CPU, pool use and p99 over time into this SVG file
+	window *string, // a single run's span between its two samples (default 15s)
+) error {
+	var w time.Duration
+	if s := str(window); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			return deploy.Refused(fmt.Errorf("deploy:top: -window=%q: want a duration from 1s to 10m, like 30s", s))
+		}
+		w = d
+	}
+	return withSession(ctx, env, func(ctx context.Context, s *deploy.Session) error {
+		return s.Top(ctx, deploy.TopOptions{Watch: flag(watch), SVG: str(svg), Window: w}, os.Stdout)
+	})
+}

@@ -10,10 +10,7 @@ import (
 	"github.com/fractionate/service-template/magefiles/testtargets"
 )
 
-// Runs every test: unit and integration, then end-to-end (TEST_SWARM=1: a single-node Swarm; TEST_MULTINODE=1: multi-node test beds, side by side). Docker-backed tests skip with the reason when there is no engine (TEST_REQUIRE_DOCKER=1 makes that a failure, as in CI).
+// Runs every test: the single-node end-to-end suite (TEST_SWARM=1 lets it make the engine a Swarm) and, beside it, unit and integration tests then the multi-node scenarios (TEST_MULTINODE=1). Docker-backed tests skip with the reason when there is no engine (TEST_REQUIRE_DOCKER=1 makes that a failure, as in CI).
 func Test(ctx context.Context) error {
-	if err := testtargets.Run(ctx, gotest.All); err != nil {
-		return err
-	}
-	return testtargets.RunSideBySide(ctx, gotest.E2E, gotest.Multinode)
+	return testtargets.RunLanes(ctx, []gotest.Suite{gotest.E2E}, []gotest.Suite{gotest.All, gotest.Multinode})
 }

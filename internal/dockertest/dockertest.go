@@ -1,8 +1,9 @@
 // Package dockertest is the one rule every test that needs Docker follows,
 // shared by the service's tests (app/) and the tooling's (magefiles/):
 //
-//   - its name starts with TestIntegration, which is how the test targets
-//     tell the suites apart;
+//   - its name starts with TestIntegration (TestE2E for an end-to-end
+//     test, BenchmarkIntegration for a benchmark), which is how the test
+//     targets tell the suites apart;
 //   - it skips with the reason when no engine answers, or under -short;
 //   - with TEST_REQUIRE_DOCKER=1 (CI sets it) it fails instead of skipping,
 //     so a broken engine cannot turn the suite green.
@@ -43,8 +44,8 @@ var (
 // Docker engine answers.
 func Require(t testing.TB) {
 	t.Helper()
-	if name, _, _ := strings.Cut(t.Name(), "/"); !strings.HasPrefix(name, Prefix) && !strings.HasPrefix(name, BenchmarkPrefix) {
-		t.Fatalf("%s needs Docker, so its name must start with %s (%s for a benchmark)", name, Prefix, BenchmarkPrefix)
+	if name, _, _ := strings.Cut(t.Name(), "/"); !namedForDocker(name) {
+		t.Fatalf("%s needs Docker, so its name must start with %s (%s for an end-to-end test, %s for a benchmark)", name, Prefix, E2EPrefix, BenchmarkPrefix)
 	}
 	if testing.Short() {
 		t.Skip("integration test: skipped in -short mode")
@@ -54,6 +55,17 @@ func Require(t testing.TB) {
 		return
 	}
 	Missing(t, "integration test needs a Docker engine: "+pingErr.Error())
+}
+
+// namedForDocker reports whether a test or benchmark name tells the test
+// targets that it needs Docker.
+func namedForDocker(name string) bool {
+	for _, p := range []string{Prefix, E2EPrefix, BenchmarkPrefix} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Missing skips t for want of something Docker-related, giving the reason,

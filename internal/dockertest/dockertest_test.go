@@ -43,6 +43,24 @@ func TestMissing(t *testing.T) {
 	}
 }
 
+// The names the test targets sort by: a test that needs Docker and is named
+// otherwise would run in the unit lane, where no engine is promised.
+func TestNamedForDocker(t *testing.T) {
+	for name, want := range map[string]bool{
+		"TestIntegrationDevStack":         true,
+		"TestE2EProductionStackRollsBack": true,
+		"BenchmarkIntegrationBuild":       true,
+		"TestProductionStackRollsBack":    false,
+		"TestIntegratio":                  false,
+		"BenchmarkE2EDeploy":              false,
+		"ExampleIntegration":              false,
+	} {
+		if got := namedForDocker(name); got != want {
+			t.Errorf("namedForDocker(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 // marker is what a plain skip needs beside it, with the reason it is not a
 // Docker skip (or is an explicit opt-in, like TEST_SWARM unset).
 const marker = "plain skip:"

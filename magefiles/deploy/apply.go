@@ -83,6 +83,9 @@ func (s *Session) apply(ctx context.Context, plan *Plan, live *Live, applied *Ap
 	if err := phase(app); err != nil {
 		return err
 	}
+	if s.AfterConverge != nil {
+		return s.AfterConverge(ctx)
+	}
 	if s.Env.Smoke == nil {
 		return nil
 	}

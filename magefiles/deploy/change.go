@@ -38,6 +38,10 @@ type Change struct {
 	// Undo runs when the change did not go through (refused, restored or
 	// broken): a rotation removes the secret version it made.
 	Undo func()
+	// Before, when set, runs under the lock once the plan is printed and
+	// before anything is applied (deploy:proxy labels the node that keeps
+	// the certificates); an error refuses the change.
+	Before func(ctx context.Context) error
 }
 
 // Target is what a change installs.
@@ -112,6 +116,12 @@ func (s *Session) Run(ctx context.Context, c Change) error {
 	if c.DryRun {
 		fmt.Fprintln(s.Out, "Dry run: nothing was changed.")
 		return nil
+	}
+	if c.Before != nil {
+		if err := c.Before(ctx); err != nil {
+			undo()
+			return Refused(err)
+		}
 	}
 	rec := s.newRecord(c, target, start)
 	history := ledger.History{API: s.API, Stack: s.Env.Stack, Keep: s.Env.History}

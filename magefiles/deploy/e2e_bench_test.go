@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -90,7 +89,7 @@ func BenchmarkE2EDeploy(b *testing.B) {
 			"-c", "docker-compose.prod.yml", "-c", machine, cli)
 		cmd.Dir = f.clone
 		cmd.Env = append(os.Environ(), "REGISTRY="+f.registry, "IMAGE_NAME=e2e-app", "IMAGE_TAG="+f.images[image],
-			"APP_ENV=staging", "POSTGRES_IMAGE="+f.postgres, "HTTP_PORT="+strconv.Itoa(freePort()))
+			"APP_ENV=staging", "POSTGRES_IMAGE="+f.postgres, "APP_HOST="+cli+".e2e.test", "ROUTER="+cli)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		_ = cmd.Run()

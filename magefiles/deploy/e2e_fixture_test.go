@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,7 @@ import (
 	"github.com/fractionate/service-template/magefiles/publish"
 	"github.com/fractionate/service-template/magefiles/runner"
 	"github.com/fractionate/service-template/magefiles/signature"
+	"github.com/fractionate/service-template/magefiles/stack"
 )
 
 // Prefix starts the name of every end-to-end test: test:e2e runs them, one
@@ -246,6 +248,15 @@ func newFixture(withSwarm bool) (f *fixture, skip string, err error) {
 		f.port = l.Addr().(*net.TCPAddr).Port
 		f.registry = "127.0.0.1:" + strconv.Itoa(f.port)
 		f.repo = f.registry + "/e2e-app"
+	}
+	// The front proxy's network, which the production file's app joins:
+	// made here, as deploy:proxy would, so that every test can deploy
+	// without running a proxy (the proxy's tests run one). A bed's Swarm
+	// gets it when its environment is written.
+	if withSwarm {
+		if err := ensureProxyNetwork(ctx, cli); err != nil {
+			return nil, "", err
+		}
 	}
 
 	// The releases: v1 and v2 differ in their stamped version (so in their
@@ -581,6 +592,8 @@ type envSpec struct {
 	// Endpoints are the managers to deploy through (a multi-node test
 	// bed's); this machine's engine when empty.
 	Endpoints []string
+	// Proxy is the proxy key's value, as YAML.
+	Proxy string
 }
 
 // machineOverride holds what only this machine needs: Postgres reached by
@@ -656,9 +669,22 @@ func (f *fixture) writeEnv(file string, envs ...envSpec) string {
 		if e.Notify != "" {
 			fmt.Fprintf(&b, "    notify: %s\n", e.Notify)
 		}
-		fmt.Fprintf(&b, "    variables:\n      POSTGRES_IMAGE: %s\n      HTTP_PORT: \"%d\"\n", f.postgres, freePort())
-		for k, v := range e.Variables {
-			fmt.Fprintf(&b, "      %s: %q\n", k, v)
+		if e.Proxy != "" {
+			fmt.Fprintf(&b, "    proxy: %s\n", e.Proxy)
+		}
+		// Routed by the proxy under a host and router names of the
+		// stack's own: many stacks share the Swarm (and traefik-public).
+		vars := map[string]string{"POSTGRES_IMAGE": f.postgres, "APP_HOST": e.Stack + ".e2e.test", "ROUTER": e.Stack}
+		maps.Copy(vars, e.Variables)
+		b.WriteString("    variables:\n")
+		for _, k := range slices.Sorted(maps.Keys(vars)) {
+			fmt.Fprintf(&b, "      %s: %q\n", k, vars[k])
+		}
+		if len(e.Endpoints) > 0 {
+			// A multi-node bed's Swarm needs the proxy's network too.
+			if err := proxyNetworkAt(e.Endpoints[0]); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: %s on %s: %v\n", stack.ProxyNetwork, e.Endpoints[0], err)
+			}
 		}
 	}
 	path := filepath.Join(f.tmp, file+".yml")
@@ -896,6 +922,30 @@ func sortLines(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// ensureProxyNetwork makes traefik-public on cli's Swarm when it is missing.
+func ensureProxyNetwork(ctx context.Context, cli *client.Client) error {
+	if networkExists(ctx, cli, stack.ProxyNetwork) {
+		return nil
+	}
+	_, err := cli.NetworkCreate(ctx, stack.ProxyNetwork, client.NetworkCreateOptions{Driver: "overlay", Attachable: true})
+	if err != nil && !cerrdefs.IsConflict(err) {
+		return fmt.Errorf("create %s: %w", stack.ProxyNetwork, err)
+	}
+	return nil
+}
+
+// proxyNetworkAt makes traefik-public on the Swarm of the engine at host.
+func proxyNetworkAt(host string) error {
+	cli, err := client.New(client.WithHost(host))
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return ensureProxyNetwork(ctx, cli)
 }
 
 func networkExists(ctx context.Context, cli *client.Client, name string) bool {

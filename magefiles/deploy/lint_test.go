@@ -38,11 +38,13 @@ func TestLintRefusesAProtectedEnvironmentBreakingTheRules(t *testing.T) {
     image: ghcr.io/acme/svc
     files: [docker-compose.prod.yml, dnsrr.yml]
     app_env: staging
+    variables: {APP_HOST: s.example.com, ROUTER: s}
   production:
     stack: p
     image: ghcr.io/acme/svc
     files: [docker-compose.prod.yml, dnsrr.yml]
     app_env: production
+    variables: {APP_HOST: p.example.com, ROUTER: p}
     protected: true
     promote_from: staging
     verify: {key: "-----BEGIN PUBLIC KEY-----"}

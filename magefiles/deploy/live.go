@@ -139,6 +139,12 @@ func withDefaults(spec swarm.ServiceSpec) swarm.ServiceSpec {
 		ep.Ports = ports
 	}
 	spec.EndpointSpec = &ep
+	if rp := spec.TaskTemplate.RestartPolicy; rp != nil && rp.MaxAttempts == nil {
+		// Swarm stores "no limit" as 0.
+		r, unlimited := *rp, uint64(0)
+		r.MaxAttempts = &unlimited
+		spec.TaskTemplate.RestartPolicy = &r
+	}
 	spec.UpdateConfig = updateDefaults(spec.UpdateConfig)
 	spec.RollbackConfig = updateDefaults(spec.RollbackConfig)
 	return spec

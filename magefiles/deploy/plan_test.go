@@ -65,8 +65,8 @@ func liveFixture(t *testing.T, extra ...swarm.Service) *Live {
 	if err := json.Unmarshal(data, &services); err != nil {
 		t.Fatal(err)
 	}
-	l := &Live{Services: map[string]swarm.Service{}, NetworkNames: map[string]string{"netinternal0000000000000": "svc_internal"},
-		Networks: map[string]bool{"svc_internal": true}, Secrets: map[string]swarm.Secret{}, Configs: map[string]bool{}}
+	l := &Live{Services: map[string]swarm.Service{}, NetworkNames: map[string]string{"netinternal0000000000000": "svc_internal", "nettraefikpublic00000000": "traefik-public"},
+		Networks: map[string]bool{"svc_internal": true, "traefik-public": true}, Secrets: map[string]swarm.Secret{}, Configs: map[string]bool{}}
 	for _, s := range append(services, extra...) {
 		l.Services[strings.TrimPrefix(s.Spec.Name, "svc_")] = s
 	}
@@ -79,7 +79,7 @@ func desiredFixture(t *testing.T, tag, digest string, extra ...string) *Desired 
 	t.Helper()
 	files := append([]string{"../../docker-compose.prod.yml", "testdata/plan/override.yml"}, extra...)
 	env := &envfile.Environment{Name: "staging", Stack: "svc", Image: "registry.example/e2e-app", Files: files, AppEnv: "staging",
-		Variables: map[string]string{"HTTP_PORT": "8080", "POSTGRES_IMAGE": "registry.example/postgres:e2e"}}
+		Variables: map[string]string{"APP_HOST": "svc.example.com", "ROUTER": "svc", "POSTGRES_IMAGE": "registry.example/postgres:e2e"}}
 	st, err := loadStack(env, Release{Repository: env.Image, Tag: tag, Digest: digest}, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fractionate/service-template/magefiles/deploy/converge"
 	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
+	"github.com/fractionate/service-template/magefiles/stack"
 )
 
 type nodeLister interface {
@@ -310,6 +311,8 @@ func checkNetworks(d *Desired, live *Live, cs *Checks) {
 		}
 	}
 	switch {
+	case slices.Contains(missing, stack.ProxyNetwork):
+		cs.Add("networks", "", fmt.Errorf("external network(s) %s do not exist: %s is the front proxy's; deploy it first: go tool mage deploy:proxy ENV (it makes the network)", strings.Join(missing, ", "), stack.ProxyNetwork))
 	case len(missing) > 0:
 		cs.Add("networks", "", fmt.Errorf("external network(s) %s do not exist: the stack files expect them made beforehand (docker network create --driver overlay --attachable NAME, or deploy:setup)", strings.Join(missing, ", ")))
 	case len(d.ExternalNetworks) > 0:

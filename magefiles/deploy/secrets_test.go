@@ -83,7 +83,7 @@ func TestSetSecret(t *testing.T) {
 func TestBindSecrets(t *testing.T) {
 	env := &envfile.Environment{Name: "staging", Stack: "svc", Image: "registry.example/e2e-app", AppEnv: "staging",
 		Files:     []string{"../../docker-compose.prod.yml", "testdata/plan/override.yml"},
-		Variables: map[string]string{"HTTP_PORT": "8080", "POSTGRES_IMAGE": "registry.example/postgres:e2e"}}
+		Variables: map[string]string{"APP_HOST": "svc.example.com", "ROUTER": "svc", "POSTGRES_IMAGE": "registry.example/postgres:e2e"}}
 	load := func(t *testing.T) *Stack {
 		st, err := loadStack(env, Release{Repository: env.Image, Tag: "v1.0.0"}, func(string) (string, bool) { return "", false })
 		if err != nil {

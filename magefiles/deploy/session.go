@@ -99,6 +99,10 @@ type Session struct {
 	// Webhook is the URL the environment's notify.url_env names, read from
 	// the process environment: unset means no notifications.
 	Webhook secret.Value
+	// AfterConverge, when set, checks a change once its services
+	// converged, instead of the smoke check (deploy:proxy asks Traefik);
+	// an error fails the change, which is restored.
+	AfterConverge func(ctx context.Context) error
 	// LockWait is how long a change waits for a held lock before it is
 	// refused (DEPLOY_LOCK_WAIT; 0, refuse at once): CI sets it so that two
 	// pipelines meeting on one environment queue instead of failing.

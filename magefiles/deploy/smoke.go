@@ -146,6 +146,8 @@ func (s *Session) smokeRound(ctx context.Context, specs map[string]swarm.Service
 	if !ok {
 		return nil, fmt.Errorf("no service of the stack runs the release's image (%s) to probe from", s.Env.Image)
 	}
+	// Its own networks only: on traefik-public, tasks.app is every stack's app.
+	base = ownNetworks(base, s.Env.Stack, nil)
 	out, err := s.runJob(ctx, base, JobOptions{
 		Purpose: "smoke", Args: []string{"probe", "-all", ready, version},
 		Deadline: min(s.Env.Smoke.Timeout, time.Minute), Warn: s.Out,

@@ -134,7 +134,7 @@ func (s *Session) printSchema(ctx context.Context, w io.Writer, live *Live) {
 	for _, name := range names {
 		spec := live.Services[name].Spec
 		u := fmt.Sprintf("http://tasks.%s:%d/version", name, appPort(s.Env, name, spec))
-		out, err := s.runJob(ctx, spec, JobOptions{Purpose: "status", Args: []string{"probe", "-all", u}, Deadline: time.Minute})
+		out, err := s.runJob(ctx, ownNetworks(spec, s.Env.Stack, live.NetworkNames), JobOptions{Purpose: "status", Args: []string{"probe", "-all", u}, Deadline: time.Minute})
 		rs := probe.Parse(out)
 		if len(rs) == 0 {
 			why := "no answer"

@@ -3,11 +3,11 @@
 // Tests that need Docker are named TestIntegration... and skip themselves
 // under -short, so the split needs no build tags: unit runs -short,
 // integration selects by name, and the full run takes everything in one
-// compile. End-to-end tests (TestE2E...) make the engine a Swarm: they run
-// on their own, one package at a time, never beside the others; but for
-// the multi-node scenarios (TestE2EMultinode...), which leave this
-// machine's engine alone and run in a go test process of their own beside
-// them.
+// compile. End-to-end tests (TestE2E...) may make this machine's engine a
+// Swarm: they run one package at a time, in a go test process of their own;
+// nothing else touches that engine's Swarm state, so the other suites (and
+// the multi-node scenarios, TestE2EMultinode..., on engines of their own)
+// can run beside them.
 package gotest
 
 import (

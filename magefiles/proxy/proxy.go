@@ -103,7 +103,7 @@ func Check(p *types.Project) error {
 		if d := s.Deploy; d == nil || d.Mode == "global" || d.Replicas == nil || *d.Replicas != 1 {
 			fail("%s.deploy.replicas: want 1 with ACME: two replicas would each order certificates and keep their own acme.json", at)
 		}
-		if !onVolume(s, storage) {
+		if !onVolume(s, storage) && !testCA(s) {
 			fail("%s.volumes: the ACME storage %s is not on a volume: certificates would be ordered again at every restart (and hit the CA's rate limits)", at, storage)
 		}
 		if !slices.Contains(constraints(s), "node.labels."+CertificatesLabel+" == true") {
@@ -123,6 +123,21 @@ func acmeStorage(s types.ServiceConfig) string {
 	}
 	return ""
 }
+
+// testCA says whether the ACME CA is pebble, the test CA beside Traefik
+// (deploy/proxy-pebble.yml): it forgets its accounts when it restarts, so
+// what Traefik would keep of it is better lost with the container.
+func testCA(s types.ServiceConfig) bool {
+	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
+		if strings.HasPrefix(k, "TRAEFIK_CERTIFICATESRESOLVERS_") && strings.HasSuffix(k, "_ACME_CASERVER") && strings.HasPrefix(env(s, k), PebbleDirectory) {
+			return true
+		}
+	}
+	return false
+}
+
+// PebbleDirectory is pebble's ACME directory, on traefik-public.
+const PebbleDirectory = "https://tasks.pebble:14000/"
 
 // onVolume says whether path is inside a named volume mounted in s.
 func onVolume(s types.ServiceConfig, path string) bool {

@@ -23,9 +23,9 @@ func TestCommittedFileKeepsTheRules(t *testing.T) {
 	if err := Check(p); err != nil {
 		t.Errorf("deploy/proxy.yml breaks the proxy's rules:\n%v", err)
 	}
-	// The production rules hold too: a pinned image, a health check,
-	// rollback on failure.
-	if err := stack.CheckProduction(p, ""); err != nil {
+	// The production rules of services hold too: a pinned image, a health
+	// check, rollback on failure (the front's are for what is behind it).
+	if err := stack.CheckServices(p, ""); err != nil {
 		t.Errorf("deploy/proxy.yml breaks the production rules:\n%v", err)
 	}
 	s := p.Services[Service]
@@ -118,5 +118,24 @@ func TestCheckFindsEachBreach(t *testing.T) {
 				t.Fatalf("Check() = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// With pebble as the CA, the ACME storage may stay in the container: pebble
+// forgets its accounts when it restarts. With any other CA it may not.
+func TestACMEStorageOffAVolumeOnlyWithPebble(t *testing.T) {
+	for ca, ok := range map[string]bool{PebbleDirectory + "dir": true, "https://acme-v02.api.letsencrypt.org/directory": false} {
+		p, err := load(t, map[string]string{"ACME_EMAIL": "ops@example.com", "ACME_CA_SERVER": ca})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := p.Services[Service]
+		v := "/pebble-acme.json"
+		s.Environment["TRAEFIK_CERTIFICATESRESOLVERS_ACME_ACME_STORAGE"] = &v
+		p.Services[Service] = s
+		err = Check(p)
+		if got := err == nil; got != ok {
+			t.Errorf("CA %s, storage off the volume: %v, want accepted=%v", ca, err, ok)
+		}
 	}
 }

@@ -66,6 +66,18 @@ var topLevelVersion = regexp.MustCompile(`(?m)^version:[ \t]*["']?3(\.\d+)?["']?
 // stricter rule than third-party images; "" when the stack has none. It
 // never quotes an environment value: one may be a secret.
 func CheckProduction(p *types.Project, ours string) error {
+	return errors.Join(append(checkServices(p, ours), checkFront(p, ours)...)...)
+}
+
+// CheckServices is CheckProduction without the front's rules: for a stack
+// that is not behind the proxy, the proxy's own (deploy/proxy.yml).
+func CheckServices(p *types.Project, ours string) error {
+	return errors.Join(checkServices(p, ours)...)
+}
+
+// checkServices holds every service to the rules of images, health
+// checks, secrets and rollbacks.
+func checkServices(p *types.Project, ours string) []error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -101,7 +113,156 @@ func CheckProduction(p *types.Project, ours string) error {
 			fail("secrets.%s: not external; production secrets are made once with docker secret create, never read from a file or the environment at deploy time", name)
 		}
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// ProxyNetwork is the front proxy's network (deploy/proxy.yml): external,
+// shared by the stacks behind the proxy.
+const ProxyNetwork = "traefik-public"
+
+// checkFront holds the services to the front the standard describes: the
+// app (AppService, or any service routed by labels) reached only through
+// the proxy, on its network, with Traefik's health check on /ready and
+// retries on reads only, and resource limits and reservations the
+// scaling guide's percentages refer to; everything else (the database)
+// on internal networks only, publishing nothing.
+func checkFront(p *types.Project, ours string) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	proxyNet, declared := p.Networks[ProxyNetwork]
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		s := p.Services[name]
+		at := "services." + name
+		var labels types.Labels
+		if s.Deploy != nil {
+			labels = s.Deploy.Labels
+		}
+		routed := labels["traefik.enable"] == "true"
+		if len(s.Ports) > 0 {
+			fail("%s.ports: published; in production a service is reached through the proxy (traefik labels on %s) or not at all", at, ProxyNetwork)
+		}
+		_, onProxy := s.Networks[ProxyNetwork]
+		if name == AppService && !routed {
+			fail("%s.deploy.labels: traefik.enable=true missing: the app is reached only through the proxy", at)
+		}
+		if onProxy && !routed {
+			fail("%s.networks: on %s without traefik.enable=true: only what the proxy routes joins its network", at, ProxyNetwork)
+		}
+		if routed {
+			errs = append(errs, checkRouted(at, s, labels, onProxy)...)
+		}
+		if !routed && !sameImage(s.Image, ours) {
+			for _, n := range slices.Sorted(maps.Keys(s.Networks)) {
+				if nc, ok := p.Networks[n]; !ok || !nc.Internal {
+					fail("%s.networks: %s is not internal: true; a service the proxy does not route (a database) stays on internal networks, with no way in or out", at, n)
+				}
+			}
+			if len(s.Networks) == 0 {
+				fail("%s.networks: none, so the stack's default network, which is not internal: put it on an internal: true network", at)
+			}
+		}
+		if name == AppService || routed {
+			errs = append(errs, checkResources(at, s)...)
+		}
+	}
+	if declared && !bool(proxyNet.External) {
+		fail("networks.%s: must be external: the proxy's network is made once per Swarm (deploy:proxy) and shared by the stacks behind it", ProxyNetwork)
+	}
+	return errs
+}
+
+// checkRouted holds a service Traefik routes to the labels that keep its
+// updates invisible to clients.
+func checkRouted(at string, s types.ServiceConfig, labels types.Labels, onProxy bool) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !onProxy {
+		fail("%s.networks: routed by traefik labels but not on %s, where the proxy reaches it", at, ProxyNetwork)
+	}
+	if labels["traefik.swarm.network"] != ProxyNetwork {
+		fail("%s.deploy.labels: traefik.swarm.network=%s missing: on several networks, Traefik must dial the task on its own", at, ProxyNetwork)
+	}
+	var ports, checks, hosts int
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
+		switch {
+		case strings.HasSuffix(k, ".loadbalancer.server.port"):
+			ports++
+		case strings.HasSuffix(k, ".loadbalancer.healthcheck.path"):
+			checks++
+			if v != "/ready" {
+				fail("%s.deploy.labels.%s: %q, want /ready: it turns 503 when a task is told to stop, so Traefik stops sending it requests at once", at, k, v)
+			}
+		case strings.HasPrefix(k, "traefik.http.routers.") && strings.HasSuffix(k, ".rule"):
+			if strings.Contains(v, "Host(") {
+				hosts++
+			}
+		case strings.HasPrefix(k, "traefik.http.routers.") && strings.HasSuffix(k, ".middlewares"):
+			router := strings.TrimSuffix(strings.TrimPrefix(k, "traefik.http.routers."), ".middlewares")
+			for _, m := range strings.Split(v, ",") {
+				if retry := labels["traefik.http.middlewares."+strings.TrimSpace(m)+".retry.attempts"]; retry != "" && !readsOnly(labels["traefik.http.routers."+router+".rule"]) {
+					fail("%s.deploy.labels: router %s retries (middleware %s) but its rule does not limit it to GET and HEAD: a retried POST could be applied twice", at, router, m)
+				}
+			}
+		}
+	}
+	if ports == 0 {
+		fail("%s.deploy.labels: no traefik.http.services.NAME.loadbalancer.server.port: the port the app listens on", at)
+	}
+	if checks == 0 {
+		fail("%s.deploy.labels: no traefik.http.services.NAME.loadbalancer.healthcheck.path=/ready: without it a stopping task gets requests until the proxy's next poll", at)
+	}
+	if hosts == 0 {
+		fail("%s.deploy.labels: no router with a Host(...) rule", at)
+	}
+	return errs
+}
+
+var ruleMethod = regexp.MustCompile("Method\\(`([A-Z]+)`\\)")
+
+// readsOnly says whether a router rule admits only GET and HEAD requests.
+func readsOnly(rule string) bool {
+	methods := ruleMethod.FindAllStringSubmatch(rule, -1)
+	if len(methods) == 0 || strings.Contains(rule, "!") {
+		return false
+	}
+	for _, m := range methods {
+		if m[1] != "GET" && m[1] != "HEAD" {
+			return false
+		}
+	}
+	return true
+}
+
+// checkResources requires CPU and memory limits and reservations: the
+// limits are what deploy:top's percentages refer to, the reservations keep
+// a node from taking more tasks than it can run.
+func checkResources(at string, s types.ServiceConfig) []error {
+	var errs []error
+	var r types.Resources
+	if s.Deploy != nil {
+		r = s.Deploy.Resources
+	}
+	for _, c := range []struct {
+		key string
+		set bool
+	}{
+		{"limits.cpus", r.Limits != nil && r.Limits.NanoCPUs > 0},
+		{"limits.memory", r.Limits != nil && r.Limits.MemoryBytes > 0},
+		{"reservations.cpus", r.Reservations != nil && r.Reservations.NanoCPUs > 0},
+		{"reservations.memory", r.Reservations != nil && r.Reservations.MemoryBytes > 0},
+	} {
+		if !c.set {
+			errs = append(errs, fmt.Errorf("%s.deploy.resources.%s: missing; the scaling guide's percentages (deploy:top) refer to the limits, and reservations keep a node from taking more tasks than it can run", at, c.key))
+		}
+	}
+	return errs
+}
+
+// sameImage says whether image is in the repository ours.
+func sameImage(image, ours string) bool {
+	ref, err := reference.ParseNormalizedNamed(image)
+	return err == nil && ours != "" && sameRepository(ref, ours)
 }
 
 // pinned says whether image is fixed by the file. A digest always is. Our
@@ -193,6 +354,10 @@ const (
 // the file needs one: lint checks the file, not a release.
 const standInRelease = "v0.0.0"
 
+// standInEnvironment is what lint gives the production file of an
+// environment's settings (deploy/environments.yml has the real ones).
+var standInEnvironment = map[string]string{"APP_HOST": "lint.example.com", "ROUTER": "lint"}
+
 // Lint checks the committed files under dir: the local one loads, and the
 // production one keeps the production rules. Unset, IMAGE_TAG must stop a
 // deploy (${IMAGE_TAG:?...}) or fall back to something the rules accept,
@@ -205,7 +370,7 @@ func Lint(ctx context.Context, dir string) error {
 	if _, err := Load(ctx, Name, nil, local); err != nil {
 		return err
 	}
-	standIn, err := Load(ctx, Name, map[string]string{"IMAGE_TAG": standInRelease}, prod)
+	standIn, err := Load(ctx, Name, with(standInEnvironment, "IMAGE_TAG", standInRelease), prod)
 	if err != nil {
 		return err
 	}
@@ -213,7 +378,7 @@ func Lint(ctx context.Context, dir string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", prod, err)
 	}
-	p, err := Load(ctx, Name, nil, prod)
+	p, err := Load(ctx, Name, standInEnvironment, prod)
 	if err != nil && strings.Contains(err.Error(), "IMAGE_TAG") {
 		p, err = standIn, nil
 	}
@@ -224,6 +389,12 @@ func Lint(ctx context.Context, dir string) error {
 		return fmt.Errorf("%s:\n%w", prod, err)
 	}
 	return nil
+}
+
+func with(m map[string]string, k, v string) map[string]string {
+	m = maps.Clone(m)
+	m[k] = v
+	return m
 }
 
 // OwnRepository is the repository of the app service's image in p

@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ const (
 )
 
 func TestCommittedProductionFileKeepsTheRules(t *testing.T) {
-	p, err := Load(context.Background(), "service-template", map[string]string{"IMAGE_TAG": "v1.2.3"}, prodFile)
+	p, err := Load(context.Background(), "service-template", with(standInEnvironment, "IMAGE_TAG", "v1.2.3"), prodFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,14 +48,14 @@ func TestCommittedLocalFileLoads(t *testing.T) {
 }
 
 func TestProductionFileNeedsImageTag(t *testing.T) {
-	_, err := Load(context.Background(), "service-template", nil, prodFile)
+	_, err := Load(context.Background(), "service-template", standInEnvironment, prodFile)
 	if err == nil || !strings.Contains(err.Error(), "IMAGE_TAG") {
 		t.Fatalf("error %v, want one naming IMAGE_TAG", err)
 	}
 }
 
 func TestProductionFileRefusesLatest(t *testing.T) {
-	p, err := Load(context.Background(), "service-template", map[string]string{"IMAGE_TAG": "latest"}, prodFile)
+	p, err := Load(context.Background(), "service-template", with(standInEnvironment, "IMAGE_TAG", "latest"), prodFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ services:
     deploy:
       endpoint_mode: dnsrr
 `)
-	p, err := Load(context.Background(), "service-template", map[string]string{"IMAGE_TAG": "v1.2.3"}, prodFile, override)
+	p, err := Load(context.Background(), "service-template", with(standInEnvironment, "IMAGE_TAG", "v1.2.3"), prodFile, override)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +279,8 @@ services:
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = CheckProduction(p, "ghcr.io/acme/api")
+			// The front's rules have a table of their own.
+			err = errors.Join(checkServices(p, "ghcr.io/acme/api")...)
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -384,5 +386,108 @@ func TestLoadIgnoresVersionQuietly(t *testing.T) {
 		if got := string(topLevelVersion.ReplaceAll([]byte(in), nil)); got != want {
 			t.Errorf("blanking the version of %q gave %q, want %q", in, got, want)
 		}
+	}
+}
+
+// front is a stack the front's rules accept: the app routed by the proxy
+// on its network, the database on an internal one.
+const front = `
+services:
+  app:
+    image: ghcr.io/acme/api:v1.2.3
+    networks: [traefik-public, internal]
+    deploy:
+      labels:
+        - traefik.enable=true
+        - traefik.swarm.network=traefik-public
+        - traefik.http.services.api.loadbalancer.server.port=8080
+        - traefik.http.services.api.loadbalancer.healthcheck.path=/ready
+        - traefik.http.routers.api.rule=Host(` + "`api.example.com`" + `)
+        - traefik.http.routers.api-read.rule=Host(` + "`api.example.com`" + `) && (Method(` + "`GET`" + `) || Method(` + "`HEAD`" + `))
+        - traefik.http.routers.api-read.middlewares=api-retry
+        - traefik.http.middlewares.api-retry.retry.attempts=3
+      resources:
+        limits: {cpus: "1", memory: 256M}
+        reservations: {cpus: "0.25", memory: 64M}
+  db:
+    image: postgres:16-alpine
+    networks: [internal]
+networks:
+  traefik-public:
+    external: true
+  internal:
+    driver: overlay
+    internal: true
+`
+
+func TestCheckFront(t *testing.T) {
+	tests := []struct {
+		name string
+		old  string // replaced in front by new
+		new  string
+		want []string // substrings of the errors; none means no error
+	}{
+		{name: "the standard's stack"},
+		{name: "a published port", old: "    networks: [traefik-public, internal]\n", new: "    networks: [traefik-public, internal]\n    ports: [\"8080:8080\"]\n",
+			want: []string{"services.app.ports: published"}},
+		{name: "not routed", old: "        - traefik.enable=true\n", new: "",
+			want: []string{"services.app.deploy.labels: traefik.enable=true missing", "services.app.networks: on traefik-public without traefik.enable=true"}},
+		{name: "not on the proxy's network", old: "networks: [traefik-public, internal]", new: "networks: [internal]",
+			want: []string{"services.app.networks: routed by traefik labels but not on traefik-public"}},
+		{name: "the proxy's network made by the stack", old: "    external: true\n", new: "    driver: overlay\n",
+			want: []string{"networks.traefik-public: must be external"}},
+		{name: "no swarm network label", old: "        - traefik.swarm.network=traefik-public\n", new: "",
+			want: []string{"traefik.swarm.network=traefik-public missing"}},
+		{name: "health check elsewhere", old: "healthcheck.path=/ready", new: "healthcheck.path=/health",
+			want: []string{`loadbalancer.healthcheck.path: "/health", want /ready`}},
+		{name: "no health check", old: "        - traefik.http.services.api.loadbalancer.healthcheck.path=/ready\n", new: "",
+			want: []string{"no traefik.http.services.NAME.loadbalancer.healthcheck.path=/ready"}},
+		{name: "no port", old: "        - traefik.http.services.api.loadbalancer.server.port=8080\n", new: "",
+			want: []string{"no traefik.http.services.NAME.loadbalancer.server.port"}},
+		{name: "retries on every method", old: "traefik.http.routers.api-read.middlewares", new: "traefik.http.routers.api.middlewares",
+			want: []string{"router api retries (middleware api-retry) but its rule does not limit it to GET and HEAD"}},
+		{name: "retries on POST", old: "Method(`HEAD`)", new: "Method(`POST`)",
+			want: []string{"router api-read retries"}},
+		{name: "no limits", old: "        limits: {cpus: \"1\", memory: 256M}\n", new: "",
+			want: []string{"services.app.deploy.resources.limits.cpus: missing", "services.app.deploy.resources.limits.memory: missing"}},
+		{name: "no reserved memory", old: "reservations: {cpus: \"0.25\", memory: 64M}", new: "reservations: {cpus: \"0.25\"}",
+			want: []string{"services.app.deploy.resources.reservations.memory: missing"}},
+		{name: "the database on a network that is not internal", old: "    internal: true\n", new: "",
+			want: []string{"services.db.networks: internal is not internal: true"}},
+		{name: "the database publishing", old: "    networks: [internal]\n", new: "    networks: [internal]\n    ports: [\"5432:5432\"]\n",
+			want: []string{"services.db.ports: published"}},
+		{name: "the database on the proxy's network", old: "    networks: [internal]\n", new: "    networks: [internal, traefik-public]\n",
+			want: []string{"services.db.networks: on traefik-public without traefik.enable=true", "services.db.networks: traefik-public is not internal"}},
+		{name: "a worker of ours on the internal network", old: "  db:\n", new: "  worker:\n    image: ghcr.io/acme/api:v1.2.3\n    networks: [internal]\n  db:\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := front
+			if tt.old != "" {
+				if !strings.Contains(yaml, tt.old) {
+					t.Fatalf("the base stack has no %q", tt.old)
+				}
+				yaml = strings.Replace(yaml, tt.old, tt.new, 1)
+			}
+			p, err := Load(context.Background(), "test", nil, write(t, yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = errors.Join(checkFront(p, "ghcr.io/acme/api")...)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
 	}
 }

@@ -25,10 +25,9 @@ import (
 
 // swarmOverride holds the test-only differences from the production file.
 // There is no IPVS on the test machines, so neither the routing mesh nor
-// VIPs work: dnsrr, and the app's port published in host mode (it replaces
-// the production port because docker stack deploy merges ports by published
-// port, and both files publish ${HTTP_PORT}); one node cannot hold a
-// host-mode port for two tasks at once, hence stop-first. It never touches
+// VIPs work: dnsrr; and no proxy runs here, so the test reaches the app on
+// a port published in host mode (production publishes none); one node
+// cannot hold a host-mode port for two tasks at once, hence stop-first. It never touches
 // failure_action or the health check: those are what the test checks. Every
 // file carries the production file's version: docker stack deploy wants them
 // equal.
@@ -78,7 +77,7 @@ services:
 // touch it: a skip, or under TEST_REQUIRE_DOCKER=1 a failure, since CI's
 // engine must be free for it. Its waits stop 90 s before go test's deadline,
 // so its clean-up always runs.
-func TestIntegrationProductionStackRollsBack(t *testing.T) {
+func TestE2EProductionStackRollsBack(t *testing.T) {
 	dockertest.Require(t)
 	if os.Getenv("TEST_SWARM") != "1" {
 		// plain skip: TEST_SWARM unset is the caller's explicit opt-out (the
@@ -123,6 +122,11 @@ func TestIntegrationProductionStackRollsBack(t *testing.T) {
 	if _, err := cli.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
 		t.Fatalf("swarm init: %v", err)
 	}
+	// The proxy's network, which the app joins (no proxy runs: the test
+	// reaches the app on a published port); removed with the Swarm.
+	if _, err := cli.NetworkCreate(ctx, ProxyNetwork, client.NetworkCreateOptions{Driver: "overlay", Attachable: true}); err != nil {
+		t.Fatalf("create %s: %v", ProxyNetwork, err)
+	}
 
 	u := dockertest.Unique(t)
 	name := "stacktest" + u
@@ -143,7 +147,7 @@ func TestIntegrationProductionStackRollsBack(t *testing.T) {
 	port := dockertest.FreePort(t)
 	env := []string{
 		"REGISTRY=localhost", "IMAGE_NAME=stack-test", "IMAGE_TAG=" + tag,
-		"HTTP_PORT=" + strconv.Itoa(port), "APP_ENV=production",
+		"HTTP_PORT=" + strconv.Itoa(port), "APP_ENV=production", "APP_HOST=stacktest.example.com", "ROUTER=" + name,
 		"POSTGRES_IMAGE=" + cmp.Or(os.Getenv("POSTGRES_IMAGE"), "postgres:16-alpine"),
 	}
 	dir := t.TempDir()

@@ -26,18 +26,32 @@ func Integration(ctx context.Context) error { return Run(ctx, gotest.Integration
 func E2e(ctx context.Context) error { return RunSideBySide(ctx, gotest.E2E, gotest.Multinode) }
 
 // RunSideBySide runs suites at once, each in a go test process of its own,
-// and fails when any does. The multi-node scenarios mostly wait on Swarm's
-// timers, as the single-node ones do, and leave this machine's engine
-// alone: together they take about as long as the longer of the two.
+// and fails when any does.
 func RunSideBySide(ctx context.Context, suites ...gotest.Suite) error {
-	errs := make([]error, len(suites))
-	var wg sync.WaitGroup
+	lanes := make([][]gotest.Suite, len(suites))
 	for i, s := range suites {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = Run(ctx, s)
-		}()
+		lanes[i] = []gotest.Suite{s}
+	}
+	return RunLanes(ctx, lanes...)
+}
+
+// RunLanes runs the lanes at once and each lane's suites one after the
+// other, and fails when any suite does; a lane stops at its first failure.
+// The end-to-end suites mostly wait on Swarm's timers: the single-node one
+// owns this machine's engine's Swarm, and everything else (unit and
+// integration tests, the multi-node scenarios on engines of their own) can
+// run beside it, so the whole takes about as long as the longest lane.
+func RunLanes(ctx context.Context, lanes ...[]gotest.Suite) error {
+	errs := make([]error, len(lanes))
+	var wg sync.WaitGroup
+	for i, lane := range lanes {
+		wg.Go(func() {
+			for _, s := range lane {
+				if errs[i] = Run(ctx, s); errs[i] != nil {
+					return
+				}
+			}
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -88,6 +88,12 @@ type Environment struct {
 	// Notify, when set, names the webhook deploy events are POSTed to.
 	Notify *Notify `yaml:"notify"`
 
+	// Proxy, when set, is the front proxy of the environment's Swarm
+	// (deploy/proxy.yml), which deploy:proxy deploys as a stack of its
+	// own: one per Swarm, shared by every stack on it that joins its
+	// network. Environments sharing a Swarm give the same section.
+	Proxy *Proxy `yaml:"proxy"`
+
 	// Verify, when set, is the key a release's digest must be signed by,
 	// its SBOM bound in the signature (image:sign): preflight refuses an
 	// image it cannot verify. A protected environment must have one.
@@ -103,6 +109,119 @@ type Verify struct {
 	// nothing skips it.
 	AllowOverride bool `yaml:"allow_override"`
 }
+
+// Proxy is how deploy:proxy runs the front proxy on an environment's Swarm.
+type Proxy struct {
+	// Stack is the proxy's stack name, shared by the environments on its
+	// Swarm: its lock and records are its own. Default "proxy".
+	Stack string `yaml:"stack"`
+	// CA is where certificates come from (ACME, TLS-ALPN): letsencrypt
+	// (the default), letsencrypt-staging (for rehearsals: untrusted
+	// certificates, generous rate limits), pebble (Let's Encrypt's test
+	// CA, run beside Traefik: for a local environment and tests, never a
+	// protected one), or an ACME directory URL (https://...).
+	CA string `yaml:"ca"`
+	// Email is the ACME account's contact, whom the CA warns of expiring
+	// certificates; required except with pebble.
+	Email string `yaml:"email"`
+	// Node is the hostname of the node that keeps the ACME storage
+	// (acme.json, on a volume): deploy:proxy labels it
+	// traefik-public.certificates=true. Empty: the node that carries the
+	// label already, else the Swarm's only manager.
+	Node string `yaml:"node"`
+	// HTTPPort and HTTPSPort are published on the node that runs Traefik
+	// (host mode); 80 and 443 unless given.
+	HTTPPort  int `yaml:"http_port"`
+	HTTPSPort int `yaml:"https_port"`
+	// Variables are given to the proxy's stack files besides those the
+	// keys above set (PROXY_LOG_LEVEL, TRAEFIK_IMAGE, PEBBLE_IMAGE, ...);
+	// ${NAME} reads the deployer's environment, as in variables.
+	Variables map[string]string `yaml:"variables"`
+}
+
+// Known values of proxy.ca, and the ACME directories they name.
+const (
+	CALetsEncrypt        = "letsencrypt"
+	CALetsEncryptStaging = "letsencrypt-staging"
+	CAPebble             = "pebble"
+	DefaultProxyStack    = "proxy"
+)
+
+// ACMEDirectory is the ACME directory URL of the proxy's CA.
+func (p *Proxy) ACMEDirectory() string {
+	switch p.CA {
+	case CALetsEncrypt:
+		return "https://acme-v02.api.letsencrypt.org/directory"
+	case CALetsEncryptStaging:
+		return "https://acme-staging-v02.api.letsencrypt.org/directory"
+	case CAPebble:
+		// pebble's tasks on traefik-public, by address: no VIP needed.
+		return "https://tasks.pebble:14000/dir"
+	}
+	return p.CA
+}
+
+// check validates a proxy section and fills in its defaults.
+func (p *Proxy) check(protected bool) []string {
+	var errs []string
+	if p.Stack == "" {
+		p.Stack = DefaultProxyStack
+	}
+	if !stackName.MatchString(p.Stack) {
+		errs = append(errs, fmt.Sprintf("stack: %q: want lower-case letters, digits, '_' and '-', at most 48", p.Stack))
+	}
+	if p.CA == "" {
+		p.CA = CALetsEncrypt
+	}
+	switch p.CA {
+	case CALetsEncrypt, CALetsEncryptStaging:
+	case CAPebble:
+		if protected {
+			errs = append(errs, "ca: pebble is a test CA whose certificates nobody trusts; a protected environment uses letsencrypt (or another CA's directory URL)")
+		}
+	default:
+		if u, err := url.Parse(p.CA); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			errs = append(errs, fmt.Sprintf("ca: %q: want letsencrypt, letsencrypt-staging, pebble or an ACME directory's https:// URL (without credentials)", p.CA))
+		}
+	}
+	switch {
+	case p.Email == "" && p.CA != CAPebble:
+		errs = append(errs, "email: the ACME account's contact is required: the CA writes there about expiring certificates")
+	case p.Email != "" && (!strings.Contains(p.Email, "@") || strings.ContainsAny(p.Email, " ,")):
+		errs = append(errs, fmt.Sprintf("email: %q is not an address", p.Email))
+	}
+	if p.Node != "" && !svcName.MatchString(p.Node) {
+		errs = append(errs, fmt.Sprintf("node: %q is not a hostname", p.Node))
+	}
+	if p.HTTPPort == 0 {
+		p.HTTPPort = 80
+	}
+	if p.HTTPSPort == 0 {
+		p.HTTPSPort = 443
+	}
+	for key, port := range map[string]int{"http_port": p.HTTPPort, "https_port": p.HTTPSPort} {
+		if port < 1 || port > 65535 {
+			errs = append(errs, fmt.Sprintf("%s: %d: want a TCP port", key, port))
+		}
+	}
+	if p.HTTPPort == p.HTTPSPort {
+		errs = append(errs, fmt.Sprintf("https_port: %d is http_port too", p.HTTPSPort))
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Variables)) {
+		switch {
+		case !varName.MatchString(k):
+			errs = append(errs, fmt.Sprintf("variables.%s: want an upper-case variable name", k))
+		case slices.Contains(ProxyVariables, k):
+			errs = append(errs, fmt.Sprintf("variables.%s: set by deploy:proxy from the keys of proxy", k))
+		}
+	}
+	slices.Sort(errs)
+	return errs
+}
+
+// ProxyVariables are the proxy files' variables deploy:proxy sets from the
+// proxy section.
+var ProxyVariables = []string{"ACME_EMAIL", "ACME_CA_SERVER", "PROXY_HTTP_PORT", "PROXY_HTTPS_PORT", "PEBBLE_DIR"}
 
 // Smoke is where a smoke check asks: a URL from the deploying machine, or
 // a service of the stack on its own network.
@@ -326,6 +445,11 @@ func Parse(r io.Reader, path, root string) (Environments, error) {
 				fail(name, "smoke.%s", msg)
 			}
 		}
+		if e.Proxy != nil {
+			for _, msg := range e.Proxy.check(e.Protected) {
+				fail(name, "proxy.%s", msg)
+			}
+		}
 		if e.Notify != nil {
 			for _, msg := range e.Notify.check() {
 				fail(name, "notify.%s", msg)
@@ -338,6 +462,11 @@ func Parse(r io.Reader, path, root string) (Environments, error) {
 			}
 		case e.Protected:
 			fail(name, "verify: a protected environment runs only images signed by a key it names: verify: {key: deploy/cosign.pub} (go tool mage image:keygen makes a pair)")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(doc.Environments)) {
+		if e := doc.Environments[name]; e != nil && e.Proxy != nil && stacks[e.Proxy.Stack] != "" {
+			fail(name, "proxy.stack: %q is environment %s's stack; the proxy's stack is its own", e.Proxy.Stack, stacks[e.Proxy.Stack])
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(doc.Environments)) {

@@ -108,6 +108,23 @@ environments:
 			want: []string{"environments.staging.init_secrets.pw: a {{ or }} that is not part of", "environments.staging.init_secrets.url: a {{ or }}"}},
 		{name: "init_secrets in a loop", yaml: strings.Replace(good, "    app_env: staging\n", "    app_env: staging\n    init_secrets: {a: \"{{b}}\", b: \"{{a}}\"}\n", 1),
 			want: []string{"environments.staging.init_secrets.a refers to itself through a -> b -> a"}},
+		{name: "proxy", yaml: good + "    proxy: {email: ops@example.com, node: manager-1, https_port: 8443}\n"},
+		{name: "proxy with pebble where it is allowed", yaml: strings.Replace(good, "    app_env: staging\n", "    app_env: staging\n    proxy: {ca: pebble}\n", 1)},
+		{name: "proxy with pebble in production", yaml: good + "    proxy: {ca: pebble}\n",
+			want: []string{"environments.production.proxy.ca: pebble is a test CA"}},
+		{name: "proxy without email", yaml: good + "    proxy: {ca: letsencrypt-staging}\n",
+			want: []string{"environments.production.proxy.email: the ACME account's contact is required"}},
+		{name: "proxy with a bad CA", yaml: good + "    proxy: {ca: \"http://ca.example/dir\", email: a@b.c}\n",
+			want: []string{"environments.production.proxy.ca: \"http://ca.example/dir\""}},
+		{name: "proxy with a CA URL", yaml: good + "    proxy: {ca: \"https://ca.example/dir\", email: a@b.c}\n"},
+		{name: "proxy ports", yaml: good + "    proxy: {email: a@b.c, http_port: 443}\n",
+			want: []string{"environments.production.proxy.https_port: 443 is http_port too"}},
+		{name: "proxy on an environment's stack", yaml: good + "    proxy: {email: a@b.c, stack: svc-staging}\n",
+			want: []string{"environments.production.proxy.stack: \"svc-staging\" is environment staging's stack"}},
+		{name: "proxy variables it sets", yaml: good + "    proxy: {email: a@b.c, variables: {ACME_EMAIL: x@y.z}}\n",
+			want: []string{"environments.production.proxy.variables.ACME_EMAIL: set by deploy:proxy"}},
+		{name: "proxy misspelt key", yaml: good + "    proxy: {emial: a@b.c}\n",
+			want: []string{"field emial not found"}},
 		{name: "notify", yaml: good + "    notify: {url_env: DEPLOY_WEBHOOK_URL, timeout: 2s}\n"},
 		{name: "notify with the URL itself", yaml: good + "    notify: {url_env: \"https://hooks.example.com/T0K3N\"}\n",
 			want: []string{"environments.production.notify.url_env", "never the URL itself"}, hide: "T0K3N"},
@@ -159,6 +176,13 @@ environments:
 	}
 	if sm, n := withSmoke["production"].Smoke, withSmoke["production"].Notify; sm.Port != 8080 || sm.Path != "/" || sm.Timeout != DefaultSmokeTimeout || n.Timeout != DefaultNotifyTimeout {
 		t.Errorf("smoke and notify defaults: %+v %+v", sm, n)
+	}
+	withProxy, err := Parse(strings.NewReader(good+"    proxy: {email: a@b.c}\n"), "envs.yml", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := withProxy["production"].Proxy; p.Stack != "proxy" || p.CA != CALetsEncrypt || p.HTTPPort != 80 || p.HTTPSPort != 443 || p.ACMEDirectory() != "https://acme-v02.api.letsencrypt.org/directory" {
+		t.Errorf("proxy defaults: %+v", p)
 	}
 	if _, err := envs.Get("prod"); err == nil || !strings.Contains(err.Error(), "known: production, staging") {
 		t.Errorf("Get(prod) = %v, want an error listing the known environments", err)

@@ -49,6 +49,9 @@ const (
 	Rollback Action = "rollback"
 	Scale    Action = "scale"
 	Rotate   Action = "rotate"
+	// Proxy deploys the front proxy (deploy:proxy): a release of Traefik,
+	// never migrated.
+	Proxy Action = "proxy"
 )
 
 // Result is how a change ended.
