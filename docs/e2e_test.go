@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -85,6 +86,7 @@ func TestE2EReadmeLaptopPath(t *testing.T) {
 		}
 		if strings.HasPrefix(line, "go tool mage deploy:init ") {
 			env = append(env, standInImages(t)...)
+			withoutIPVS(t, dir)
 		}
 		if strings.HasPrefix(line, "go tool mage deploy:status ") && !strings.Contains(out, "service-template-local_app") {
 			t.Errorf("deploy:status does not show the app's service:\n%s", out)
@@ -116,6 +118,51 @@ func standInImages(t *testing.T) []string {
 		vars = append(vars, img.variable+"="+to)
 	}
 	return vars
+}
+
+// noIPVS reaches Postgres by DNS round robin: without IPVS (these CI
+// machines) a Swarm VIP does not route. A test's override, never the
+// production file's.
+const noIPVS = `version: "3.9"
+services:
+  postgres:
+    deploy:
+      endpoint_mode: dnsrr
+`
+
+// withoutIPVS adds noIPVS to the local environment's files in the copy,
+// committed, when this kernel has no IPVS (the Swarm loads it, where it
+// can, when it starts).
+func withoutIPVS(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		return
+	}
+	t.Log("no IPVS here (no /proc/net/ip_vs): the local environment gets an override reaching Postgres by DNS round robin")
+	envs := filepath.Join(dir, "deploy", "environments.yml")
+	data, err := os.ReadFile(envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const files = "files: [docker-compose.prod.yml]"
+	i := bytes.Index(data, []byte("  local:\n"))
+	j := bytes.Index(data[max(i, 0):], []byte(files))
+	if i < 0 || j < 0 {
+		t.Fatalf("%s: no %q under local: update this test", envs, files)
+	}
+	at := i + j
+	data = slices.Concat(data[:at], []byte("files: [docker-compose.prod.yml, no-ipvs.yml]"), data[at+len(files):])
+	if err := os.WriteFile(envs, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "no-ipvs.yml"), []byte(noIPVS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", "no IPVS here"}} {
+		if out, err := exec.CommandContext(t.Context(), "git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %s: %v\n%s", args[0], err, out)
+		}
+	}
 }
 
 // undoBlock is the README's block that removes what the laptop path made.
