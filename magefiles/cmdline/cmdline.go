@@ -24,6 +24,12 @@ type Target struct {
 	Name  string            // as typed, lower-case: deploy:to
 	Args  []Arg             // positional, in order
 	Flags map[string]string // optional -name=value, by lower-case name: their Go types
+
+	// How go tool mage -l shows it, for the README's table (Markdown);
+	// the generated Go table leaves them out.
+	Spelled  string // deploy:rollbackTo
+	Synopsis string // the doc comment's first sentence
+	Default  bool   // runs when mage is given no target
 }
 
 // Arg is a positional argument.

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite magefiles/targets_gen.go")
+var update = flag.Bool("update", false, "rewrite magefiles/targets_gen.go and the README's table of targets")
 
 var table = []Target{
 	{Name: "lint"},
@@ -104,6 +104,7 @@ func TestTargetTableIsCurrent(t *testing.T) {
 	if !bytes.Equal(have, src) {
 		t.Fatalf("%s is not the targets as they are: run go test ./magefiles/cmdline -update", file)
 	}
+	checkReadmeTable(t, targets, aliases)
 	found := map[string]bool{}
 	for _, tg := range targets {
 		found[tg.Name] = true
@@ -111,6 +112,73 @@ func TestTargetTableIsCurrent(t *testing.T) {
 	for _, want := range []string{"deploy:to", "deploy:rollbackto", "test", "test:unit", "lint"} {
 		if !found[want] {
 			t.Errorf("target %s is not in the table", want)
+		}
+	}
+}
+
+// The README's table of targets is the targets as they are too, made from
+// the same reading of their source.
+func checkReadmeTable(t *testing.T, targets []Target, aliases map[string]string) {
+	t.Helper()
+	const file = "../../README.md"
+	have, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ReplaceSection(have, Markdown(targets, aliases))
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if *update {
+		if err := os.WriteFile(file, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		have = want
+	}
+	if !bytes.Equal(have, want) {
+		t.Fatalf("%s: the table of targets is not the targets as they are: run go test ./magefiles/cmdline -update", file)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	targets := []Target{
+		{Name: "check", Spelled: "check", Synopsis: "Runs lint and the unit tests.", Default: true},
+		{Name: "deploy:rollbackto", Spelled: "deploy:rollbackTo", Args: []Arg{{"env", "string"}, {"to", "string"}},
+			Flags: map[string]string{"dryrun": "bool", "keep": "int"}, Synopsis: "puts <env> back on `<to>`: a|b."},
+		{Name: "test:all", Synopsis: "every test"},
+	}
+	got := string(Markdown(targets, map[string]string{"test": "test:all"}))
+	want := "| target | flags | what it does |\n|---|---|---|\n" +
+		"| `check` (default) |  | Runs lint and the unit tests. |\n" +
+		"| `deploy:rollbackTo <env> <to>` | `-dryrun` `-keep=<int>` | Puts &lt;env&gt; back on `<to>`: a\\|b. |\n" +
+		"| `test:all` (alias: `test`) |  | Every test |\n"
+	if got != want {
+		t.Errorf("Markdown =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	doc := "# x\n" + SectionBegin + "old\n" + SectionEnd + "tail\n"
+	got, err := ReplaceSection([]byte(doc), []byte("new\n"))
+	if err != nil || string(got) != "# x\n"+SectionBegin+"new\n"+SectionEnd+"tail\n" {
+		t.Errorf("ReplaceSection = %q, %v", got, err)
+	}
+	if _, err := ReplaceSection([]byte("# x\n"+SectionBegin+"no end\n"), nil); err == nil {
+		t.Error("a section without its end marker was replaced")
+	}
+}
+
+func TestSpell(t *testing.T) {
+	for name, want := range map[string]string{
+		"Deploy:RollbackTo":        "deploy:rollbackTo",
+		"Image:VerifyReproducible": "image:verifyReproducible",
+		"Check":                    "check",
+		"Test:E2e":                 "test:e2e",
+		"HTTPServe":                "httpServe",
+		"DB:New":                   "db:new",
+	} {
+		if got := spell(name); got != want {
+			t.Errorf("spell(%q) = %q, want %q", name, got, want)
 		}
 	}
 }
