@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +28,9 @@ var laptopImages = []struct{ variable, repo string }{
 	{"TRAEFIK_IMAGE", "traefik"},
 	{"PEBBLE_IMAGE", "pebble"},
 }
+
+// appRunning is deploy:status's row for the app with both tasks running.
+var appRunning = regexp.MustCompile(`(?m)^app\s+\S+\s+sha256:\S+\s+2/2\s`)
 
 // TestE2EReadmeLaptopPath runs the README's path from a clone to a deploy
 // on the laptop as written, in a fresh copy of the checkout: deploy:init
@@ -88,8 +92,8 @@ func TestE2EReadmeLaptopPath(t *testing.T) {
 			env = append(env, standInImages(t)...)
 			withoutIPVS(t, dir)
 		}
-		if strings.HasPrefix(line, "go tool mage deploy:status ") && !strings.Contains(out, "service-template-local_app") {
-			t.Errorf("deploy:status does not show the app's service:\n%s", out)
+		if strings.HasPrefix(line, "go tool mage deploy:status ") && !appRunning.MatchString(out) {
+			t.Errorf("deploy:status does not show the app's two tasks running:\n%s", out)
 		}
 		if strings.HasPrefix(line, "curl ") {
 			t.Logf("/ready through the proxy: %s", strings.TrimSpace(out))
