@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
@@ -166,4 +167,13 @@ func updateDefaults(c *swarm.UpdateConfig) *swarm.UpdateConfig {
 		u.Order = defaultUpdate.Order
 	}
 	return &u
+}
+
+// noService says that env's stack has no service name, and what it has
+// instead: nothing at all is a stack never deployed (or removed).
+func noService(env *envfile.Environment, name string, have []string) error {
+	if len(have) == 0 {
+		return fmt.Errorf("stack %s has no service %q: it runs nothing (deploy it first: go tool mage deploy:to %s)", env.Stack, name, env.Name)
+	}
+	return fmt.Errorf("stack %s has no service %q; it has: %s", env.Stack, name, strings.Join(have, ", "))
 }

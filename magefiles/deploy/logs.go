@@ -38,7 +38,7 @@ func (s *Session) Logs(ctx context.Context, o LogOptions, w io.Writer) error {
 	names := slices.Sorted(maps.Keys(live.Services))
 	if o.Service != "" {
 		if _, ok := live.Services[o.Service]; !ok {
-			return fmt.Errorf("stack %s has no service %q; it has: %s", s.Env.Stack, o.Service, strings.Join(names, ", "))
+			return noService(s.Env, o.Service, names)
 		}
 		names = []string{o.Service}
 	}

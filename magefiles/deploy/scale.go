@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/moby/moby/api/types/swarm"
 
@@ -30,8 +29,7 @@ func (s *Session) Scale(ctx context.Context, service string, replicas int, dryRu
 	c.Prepare = func(_ context.Context, live *Live, cs *Checks) *Target {
 		svc, ok := live.Services[service]
 		if !ok {
-			err := fmt.Errorf("stack %s has no service %q; it has: %s", s.Env.Stack, service, strings.Join(slices.Sorted(maps.Keys(live.Services)), ", "))
-			cs.Add("service", "", err)
+			cs.Add("service", "", noService(s.Env, service, slices.Sorted(maps.Keys(live.Services))))
 			return nil
 		}
 		if svc.Spec.Mode.Replicated == nil || svc.Spec.Mode.Replicated.Replicas == nil {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 	"github.com/moby/moby/api/types/swarm"
 )
 
@@ -56,5 +57,22 @@ func TestScale(t *testing.T) {
 				t.Errorf("svc_app has %d replicas, want %d", got, want)
 			}
 		})
+	}
+}
+
+// A stack with nothing in it is one never deployed: the refusal says what
+// to do rather than list nothing.
+func TestNoService(t *testing.T) {
+	env := &envfile.Environment{Name: "staging", Stack: "svc"}
+	for _, tt := range []struct {
+		have []string
+		want string
+	}{
+		{[]string{"app", "postgres"}, `stack svc has no service "web"; it has: app, postgres`},
+		{nil, `stack svc has no service "web": it runs nothing (deploy it first: go tool mage deploy:to staging)`},
+	} {
+		if got := noService(env, "web", tt.have).Error(); got != tt.want {
+			t.Errorf("noService(%q) = %q, want %q", tt.have, got, tt.want)
+		}
 	}
 }
