@@ -2,6 +2,7 @@ package cmdline
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"go/format"
@@ -128,7 +129,7 @@ func Markdown(targets []Target, aliases map[string]string) []byte {
 	var b bytes.Buffer
 	b.WriteString("| target | flags | what it does |\n|---|---|---|\n")
 	for _, t := range targets {
-		call := cmpOr(t.Spelled, t.Name)
+		call := cmp.Or(t.Spelled, t.Name)
 		for _, a := range t.Args {
 			call += " <" + a.Name + ">"
 		}
@@ -190,11 +191,4 @@ func ReplaceSection(doc, content []byte) ([]byte, error) {
 		return nil, ErrNoSection
 	}
 	return slices.Concat(before, []byte(SectionBegin), content, []byte(SectionEnd), after), nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
