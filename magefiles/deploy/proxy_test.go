@@ -76,7 +76,7 @@ func TestProxyEnvironment(t *testing.T) {
 	if pe.Stack != "proxy" || pe.Endpoint != "unix:///x.sock" || pe.Smoke != nil || pe.Proxy != nil {
 		t.Errorf("environment %+v", pe)
 	}
-	if want := []string{"/repo/deploy/proxy.yml", "/repo/deploy/proxy-pebble.yml"}; strings.Join(pe.Files, " ") != strings.Join(want, " ") {
+	if want := []string{"/repo/deploy/proxy.yml", "/repo/deploy/proxy-acme.yml", "/repo/deploy/proxy-pebble.yml"}; strings.Join(pe.Files, " ") != strings.Join(want, " ") {
 		t.Errorf("files %v, want %v", pe.Files, want)
 	}
 	for k, want := range map[string]string{"ACME_CA_SERVER": "https://tasks.pebble:14000/dir", "PROXY_HTTP_PORT": "8000", "PROXY_HTTPS_PORT": "8443",
@@ -90,7 +90,7 @@ func TestProxyEnvironment(t *testing.T) {
 	}
 	env.Proxy = &envfile.Proxy{Stack: "edge", CA: envfile.CALetsEncryptStaging, Email: "ops@example.com", HTTPPort: 80, HTTPSPort: 443}
 	pe = proxyEnvironment(env, "/repo", "")
-	if len(pe.Files) != 1 || pe.Variables["ACME_EMAIL"] != "ops@example.com" || !strings.Contains(pe.Variables["ACME_CA_SERVER"], "acme-staging") || pe.Variables["PEBBLE_DIR"] != "" {
+	if len(pe.Files) != 2 || pe.Variables["ACME_EMAIL"] != "ops@example.com" || !strings.Contains(pe.Variables["ACME_CA_SERVER"], "acme-staging") || pe.Variables["PEBBLE_DIR"] != "" {
 		t.Errorf("Let's Encrypt staging: %v %v", pe.Files, pe.Variables)
 	}
 }
