@@ -58,6 +58,10 @@ func testCertificate(t *testing.T, host string, notAfter time.Time) (ca, cert, k
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
 
+// ThrowawayCertificate is testCertificate for the end-to-end tests
+// (package deploy_test).
+var ThrowawayCertificate = testCertificate
+
 // proxySession is a Session of environment e (APP_HOST api.example.com)
 // whose proxy takes its certificate from secrets, on a fake single-manager
 // Swarm.

@@ -56,6 +56,7 @@ func TestVariables(t *testing.T) {
 	p, err := load(t, map[string]string{
 		"ACME_EMAIL": "ops@example.com", "ACME_CA_SERVER": "https://acme-staging-v02.api.letsencrypt.org/directory",
 		"PROXY_HTTP_PORT": "8000", "PROXY_HTTPS_PORT": "8443", "TRAEFIK_IMAGE": "local/traefik:v3.6",
+		"PROXY_DOCKER_SOCKET": "/run/user/1000/docker.sock",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +64,11 @@ func TestVariables(t *testing.T) {
 	s := p.Services[Service]
 	if s.Image != "local/traefik:v3.6" {
 		t.Errorf("image %q", s.Image)
+	}
+	for _, v := range s.Volumes {
+		if v.Target == "/var/run/docker.sock" && v.Source != "/run/user/1000/docker.sock" {
+			t.Errorf("the socket is bound from %q", v.Source)
+		}
 	}
 	if got := env(s, "TRAEFIK_CERTIFICATESRESOLVERS_ACME_ACME_CASERVER"); !strings.Contains(got, "acme-staging") {
 		t.Errorf("CA server %q", got)
