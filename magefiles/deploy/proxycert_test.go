@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 	"github.com/fractionate/service-template/magefiles/deploy/internal/fakeswarm"
+	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 	"github.com/fractionate/service-template/magefiles/proxy"
 )
 
@@ -177,6 +179,32 @@ func TestProxyFromSecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A certificate that expired after secrets:set took it is refused by the
+// next deploy:proxy, before anything changes.
+func TestProxyRefusesACertificateExpiredSinceSet(t *testing.T) {
+	s, api, out := proxySession(t, false)
+	_, cert, key := testCertificate(t, "api.example.com", time.Now().AddDate(0, 1, 0))
+	for name, v := range map[string][]byte{proxy.CertificateSecret: cert, proxy.KeySecret: key} {
+		if _, err := s.SetSecret(t.Context(), name, secret.New(string(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Version 2 as secrets:set would have labelled it then: same key, an
+	// end now past.
+	facts, err := proxy.ParseCertificate(cert, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts.NotBefore, facts.NotAfter = time.Now().AddDate(-1, 0, 0), time.Now().Add(-time.Hour)
+	v2 := versionedSecret("v2", "proxy", proxy.CertificateSecret, 2)
+	maps.Copy(v2.Spec.Labels, facts.Labels(ledger.LabelPrefix))
+	api.AddSecret(v2)
+	err = s.Proxy(t.Context(), ProxyOptions{Root: "../..", DryRun: true})
+	if err == nil || !strings.Contains(out.String(), "tls_certificate v2 for api.example.com") || !strings.Contains(out.String(), "the certificate expired on") {
+		t.Errorf("deploy:proxy: %v\n%s", err, out.String())
 	}
 }
 

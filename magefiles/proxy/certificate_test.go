@@ -86,6 +86,7 @@ func TestCertificateChecks(t *testing.T) {
 		err       string // refused by every deploy
 		hostErr   string // refused by a protected environment's deploy
 		warning   string
+		later     time.Duration // the deploy comes this long after secrets:set
 	}{
 		{name: "good, with its chain", cert: good.chain, key: good.key, host: "api.example.com"},
 		{name: "good, a wildcard", cert: good.leaf, key: good.key, host: "www.example.com"},
@@ -102,6 +103,7 @@ func TestCertificateChecks(t *testing.T) {
 		{name: "an RSA key of another certificate", cert: good.leaf, key: pkcs1, host: "api.example.com", err: "their public keys differ"},
 		{name: "wrong host", cert: good.leaf, key: good.key, host: "api.example.org", hostErr: "does not cover APP_HOST api.example.org (it covers api.example.com, *.example.com)"},
 		{name: "a wildcard covers one label only", cert: good.leaf, key: good.key, host: "a.b.example.com", hostErr: "does not cover APP_HOST"},
+		{name: "expired since it was set", cert: good.leaf, key: good.key, host: "api.example.com", later: 200 * 24 * time.Hour, err: "the certificate expired on"},
 		{name: "expiring soon", cert: soon.leaf, key: soon.key, host: "api.example.com", warning: "it expires in 10 day(s)"},
 		{name: "no host to check", cert: good.leaf, key: good.key, warning: "no APP_HOST"},
 	}
@@ -134,7 +136,7 @@ func TestCertificateChecks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := CheckPair(facts, pub, tt.host, now)
+			p := CheckPair(facts, pub, tt.host, now.Add(tt.later))
 			for what, e := range map[string]struct {
 				got  error
 				want string
