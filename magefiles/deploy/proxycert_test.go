@@ -284,3 +284,15 @@ func TestRotateRefusesTheProxysSecrets(t *testing.T) {
 		t.Errorf("rotate: %v\n%s", err, out.String())
 	}
 }
+
+// secrets:set says how a new version reaches the services: deploy:proxy
+// for the proxy's, a deploy or secrets:rotate for the app's.
+func TestNextStep(t *testing.T) {
+	s, _, _ := proxySession(t, false)
+	if got := s.NextStep(proxy.KeySecret); !strings.Contains(got, "go tool mage deploy:proxy e") {
+		t.Errorf("tls_key: %q", got)
+	}
+	if got := s.NextStep("database_url"); !strings.Contains(got, "secrets:rotate e database_url") {
+		t.Errorf("database_url: %q", got)
+	}
+}

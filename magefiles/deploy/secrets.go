@@ -483,6 +483,14 @@ func (s *Session) proxySecret(name string) bool {
 	return s.Env.Proxy != nil && s.Env.Proxy.CA == envfile.CASecrets && slices.Contains(proxy.Secrets, name)
 }
 
+// NextStep says how a new version of name reaches the services.
+func (s *Session) NextStep(name string) string {
+	if declared, _ := logicalSecrets(s.Env, s.Lookup); !slices.Contains(declared, name) && s.proxySecret(name) {
+		return fmt.Sprintf("go tool mage deploy:proxy %s moves Traefik to it (once the certificate and key match)", s.Env.Name)
+	}
+	return fmt.Sprintf("deploy (or go tool mage secrets:rotate %s %s) to move the services to it", s.Env.Name, name)
+}
+
 // proxySecretsHint names the proxy's secrets where there are some.
 func (s *Session) proxySecretsHint() string {
 	if s.Env.Proxy == nil || s.Env.Proxy.CA != envfile.CASecrets {
