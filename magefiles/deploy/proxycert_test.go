@@ -60,6 +60,16 @@ func testCertificate(t *testing.T, host string, notAfter time.Time) (ca, cert, k
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
 
+// setPair sets the proxy's certificate and key as secrets:set does.
+func setPair(t *testing.T, s *Session, cert, key []byte) {
+	t.Helper()
+	for name, v := range map[string][]byte{proxy.CertificateSecret: cert, proxy.KeySecret: key} {
+		if _, err := s.SetSecret(t.Context(), name, secret.New(string(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // ThrowawayCertificate is testCertificate for the end-to-end tests
 // (package deploy_test).
 var ThrowawayCertificate = testCertificate
@@ -187,11 +197,7 @@ func TestProxyFromSecrets(t *testing.T) {
 func TestProxyRefusesACertificateExpiredSinceSet(t *testing.T) {
 	s, api, out := proxySession(t, false)
 	_, cert, key := testCertificate(t, "api.example.com", time.Now().AddDate(0, 1, 0))
-	for name, v := range map[string][]byte{proxy.CertificateSecret: cert, proxy.KeySecret: key} {
-		if _, err := s.SetSecret(t.Context(), name, secret.New(string(v))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setPair(t, s, cert, key)
 	// Version 2 as secrets:set would have labelled it then: same key, an
 	// end now past.
 	facts, err := proxy.ParseCertificate(cert, time.Now())
@@ -294,5 +300,26 @@ func TestNextStep(t *testing.T) {
 	}
 	if got := s.NextStep("database_url"); !strings.Contains(got, "secrets:rotate e database_url") {
 		t.Errorf("database_url: %q", got)
+	}
+}
+
+// secrets:list shows the proxy's certificate and key after the app's
+// secrets, never a value.
+func TestListSecretsWithTheProxys(t *testing.T) {
+	s, _, _ := proxySession(t, false)
+	_, cert, key := testCertificate(t, "api.example.com", time.Now().AddDate(0, 1, 0))
+	setPair(t, s, cert, key)
+	var out bytes.Buffer
+	if err := s.ListSecrets(t.Context(), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{"Secrets of e (stack svc)", "no version: go tool mage secrets:set e database_url", "The proxy's certificate and key (stack proxy)", "tls_certificate  v1", "tls_key          v1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("secrets:list says\n%s\nwant %q", got, want)
+		}
+	}
+	if strings.Contains(got, "BEGIN") {
+		t.Errorf("secrets:list shows a value:\n%s", got)
 	}
 }

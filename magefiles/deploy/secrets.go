@@ -342,15 +342,28 @@ func secretUsers(ctx context.Context, api serviceLister, stack string) (map[stri
 // give them back.
 func (s *Session) ListSecrets(ctx context.Context, w io.Writer) error {
 	s.Ready(ctx)
-	versions, err := listVersions(ctx, s.API, s.Env.Stack)
-	if err != nil {
-		return err
-	}
-	users, err := secretUsers(ctx, s.API, s.Env.Stack)
-	if err != nil {
-		return err
-	}
 	declared, err := logicalSecrets(s.Env, s.Lookup)
+	if err != nil {
+		return err
+	}
+	if err := s.listSecrets(ctx, w, "Secrets of "+s.Env.Name, s.Env.Stack, declared); err != nil {
+		return err
+	}
+	if s.Env.Proxy == nil || s.Env.Proxy.CA != envfile.CASecrets {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return s.listSecrets(ctx, w, "The proxy's certificate and key", s.Env.Proxy.Stack, proxy.Secrets)
+}
+
+// listSecrets prints the versions of stack's secrets, those declared
+// first.
+func (s *Session) listSecrets(ctx context.Context, w io.Writer, title, stack string, declared []string) error {
+	versions, err := listVersions(ctx, s.API, stack)
+	if err != nil {
+		return err
+	}
+	users, err := secretUsers(ctx, s.API, stack)
 	if err != nil {
 		return err
 	}
@@ -361,7 +374,7 @@ func (s *Session) ListSecrets(ctx context.Context, w io.Writer) error {
 	for k := range versions {
 		names[k] = true
 	}
-	fmt.Fprintf(w, "Secrets of %s (stack %s); a deploy uses the newest version of each\n\n", s.Env.Name, s.Env.Stack)
+	fmt.Fprintf(w, "%s (stack %s); a deploy uses the newest version of each\n\n", title, stack)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SECRET\tVERSION\tCREATED\tUSED BY\tNOTE")
 	for _, k := range slices.Sorted(maps.Keys(names)) {
