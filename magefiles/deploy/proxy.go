@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli/compose/template"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -128,6 +129,7 @@ func (s *Session) Proxy(ctx context.Context, o ProxyOptions) error {
 			cs.Add("images", "", err)
 			return nil
 		}
+		keepMountOrder(desired, live)
 		traefik, pebble = desired.Services[proxy.Service], desired.Services["pebble"]
 		if !ps.proxyNetwork(ctx, desired, live, cs) {
 			return nil
@@ -196,6 +198,44 @@ func (s *Session) convertWithConfigs(ctx context.Context, st *Stack, dryRun bool
 	}
 	return st.Convert(ctx, s.API)
 }
+
+// keepMountOrder gives each desired service the order of mounts its live
+// spec has when only the order differs: the loader sorts the mounts of
+// merged files by target (deploy/proxy.yml's socket, then
+// deploy/proxy-acme.yml's volume, come out the other way round), and an
+// order change alone would restart Traefik for nothing.
+func keepMountOrder(d *Desired, live *Live) {
+	for name, spec := range d.Services {
+		if _, ok := live.Services[name]; !ok {
+			continue
+		}
+		have := live.Spec(name)
+		if have.TaskTemplate.ContainerSpec == nil || spec.TaskTemplate.ContainerSpec == nil {
+			continue
+		}
+		was, want := have.TaskTemplate.ContainerSpec.Mounts, spec.TaskTemplate.ContainerSpec.Mounts
+		if len(was) != len(want) || slices.EqualFunc(was, want, mountsEqual) {
+			continue
+		}
+		ordered := make([]mount.Mount, 0, len(want))
+		for _, m := range was {
+			i := slices.IndexFunc(want, func(w mount.Mount) bool { return mountsEqual(m, w) })
+			if i < 0 {
+				break // not the same mounts: the plan shows the change
+			}
+			ordered = append(ordered, want[i])
+		}
+		if len(ordered) == len(want) {
+			cspec := *spec.TaskTemplate.ContainerSpec
+			cspec.Mounts = ordered
+			spec.TaskTemplate.ContainerSpec = &cspec
+			d.Services[name] = spec
+		}
+	}
+}
+
+// mountsEqual compares two mounts as the plan's diff does.
+func mountsEqual(a, b mount.Mount) bool { return sameJSON(a, b) }
 
 // cacheDir is where deploy:proxy keeps files it makes: the directory the
 // .ci scripts cache in (SERVICE_TEMPLATE_CACHE, else the user's cache).

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -172,5 +173,36 @@ func TestRestartPolicyWithoutMaxAttempts(t *testing.T) {
 	}
 	if desired.TaskTemplate.RestartPolicy.MaxAttempts != nil {
 		t.Error("the desired spec was changed in place")
+	}
+}
+
+// The loader sorts merged mounts by target; a live proxy whose spec has
+// the same mounts in another order keeps it, so the plan changes nothing.
+func TestKeepMountOrder(t *testing.T) {
+	sock := mount.Mount{Type: mount.TypeBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock", ReadOnly: true}
+	acme := mount.Mount{Type: mount.TypeVolume, Source: "proxy_acme", Target: "/acme"}
+	other := mount.Mount{Type: mount.TypeVolume, Source: "proxy_other", Target: "/acme"}
+	spec := func(ms ...mount.Mount) swarm.ServiceSpec {
+		return withDefaults(swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "proxy_traefik"},
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "traefik:v3.6", Mounts: ms}}})
+	}
+	for _, tt := range []struct {
+		name      string
+		live      []mount.Mount
+		unchanged bool
+	}{
+		{"the same mounts, the other way round", []mount.Mount{sock, acme}, true},
+		{"another volume", []mount.Mount{sock, other}, false},
+		{"one mount fewer", []mount.Mount{sock}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &Desired{Services: map[string]swarm.ServiceSpec{"traefik": spec(acme, sock)}}
+			live := &Live{Services: map[string]swarm.Service{"traefik": {Spec: spec(tt.live...)}}}
+			keepMountOrder(d, live)
+			c := diffService("traefik", live.Spec("traefik"), d.Services["traefik"])
+			if got := c.Action == Unchanged; got != tt.unchanged {
+				t.Errorf("%s: %v, want unchanged=%v", c.Action, c.Changed, tt.unchanged)
+			}
+		})
 	}
 }
