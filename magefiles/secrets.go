@@ -32,7 +32,7 @@ func (Secrets) Set(ctx context.Context, env, name string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("created %s; deploy (or go tool mage secrets:rotate %s %s) to move the services to it\n", made.Name, env, name)
+		fmt.Printf("created %s; %s\n", made.Name, d.NextStep(name))
 		return nil
 	})
 }

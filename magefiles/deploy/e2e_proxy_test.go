@@ -109,7 +109,7 @@ func (fr *front) waitServed(t *testing.T, hc *http.Client, timeout time.Duration
 	for time.Since(start) < timeout {
 		last = get200(t.Context(), hc, fr.url("/ready"))
 		if last == nil {
-			t.Logf("served over HTTPS through Traefik with pebble's certificate %s after the deploy", time.Since(start).Round(time.Second))
+			t.Logf("served over HTTPS through Traefik, with a certificate the client trusts, %s after the deploy", time.Since(start).Round(time.Second))
 			return
 		}
 		time.Sleep(time.Second)

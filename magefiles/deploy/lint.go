@@ -19,7 +19,8 @@ import (
 // it: every environment's stack files load with the docker CLI's loader
 // (with a stand-in release), their names fit Swarm's rules, a protected
 // environment's keep the production rules, and the proxy's files
-// (deploy/proxy.yml, with deploy/proxy-pebble.yml for a pebble CA) load as
+// (deploy/proxy.yml with deploy/proxy-acme.yml, and deploy/proxy-pebble.yml
+// for a pebble CA, or with deploy/proxy-secrets.yml) load as
 // deploy:proxy loads them and keep the proxy's rules. Variables that read
 // the deployer's environment get their defaults.
 func Lint(ctx context.Context, root string) error {

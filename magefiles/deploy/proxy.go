@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/cli/cli/compose/template"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -40,14 +42,17 @@ type ProxyOptions struct {
 // not use it (Traefik's image is their own).
 const proxyStandIn = "localhost/proxy-stand-in"
 
-// Proxy deploys the front proxy of the environment's Swarm (deploy/proxy.yml,
-// plus deploy/proxy-pebble.yml with a pebble CA) as a stack of its own, as
+// Proxy deploys the front proxy of the environment's Swarm (deploy/proxy.yml
+// with deploy/proxy-acme.yml, plus deploy/proxy-pebble.yml with a pebble
+// CA; or with deploy/proxy-secrets.yml) as a stack of its own, as
 // a change like every other: preflight, plan, apply, converge, restore,
 // record, under the proxy stack's lock. Its release is Traefik's image;
 // there is no migration and no smoke check of the app: once converged, a
 // job on traefik-public asks Traefik's /ping, and on this machine's engine
-// the HTTPS port is asked too. It makes traefik-public when missing and
-// labels the node that keeps the certificates.
+// the HTTPS port is asked too. It makes traefik-public when missing and,
+// with ACME, labels the node that keeps the certificates; with certificates
+// from secrets, it binds the newest version of each and judges the pair
+// (certificateCheck) before anything changes.
 func (s *Session) Proxy(ctx context.Context, o ProxyOptions) error {
 	p := s.Env.Proxy
 	if p == nil {
@@ -109,6 +114,12 @@ func (s *Session) Proxy(ctx context.Context, o ProxyOptions) error {
 			cs.Add("stack", "", err)
 			return nil
 		}
+		if p.CA == envfile.CASecrets {
+			versions := versionsOf(pe.Stack, slices.Collect(maps.Values(live.Secrets)))
+			if !st.bindSecrets(versions, live, cs) || !s.certificateCheck(versions, live, cs) {
+				return nil
+			}
+		}
 		desired, err := ps.convertWithConfigs(ctx, st, o.DryRun, cs)
 		if err != nil {
 			cs.Add("convert", "", err)
@@ -118,11 +129,12 @@ func (s *Session) Proxy(ctx context.Context, o ProxyOptions) error {
 			cs.Add("images", "", err)
 			return nil
 		}
+		keepMountOrder(desired, live)
 		traefik, pebble = desired.Services[proxy.Service], desired.Services["pebble"]
 		if !ps.proxyNetwork(ctx, desired, live, cs) {
 			return nil
 		}
-		if !ps.certificatesNode(ctx, nodes, cs) {
+		if p.CA != envfile.CASecrets && !ps.certificatesNode(ctx, nodes, cs) {
 			return nil
 		}
 		return &Target{Desired: desired, Release: rel}
@@ -187,6 +199,44 @@ func (s *Session) convertWithConfigs(ctx context.Context, st *Stack, dryRun bool
 	return st.Convert(ctx, s.API)
 }
 
+// keepMountOrder gives each desired service the order of mounts its live
+// spec has when only the order differs: the loader sorts the mounts of
+// merged files by target (deploy/proxy.yml's socket, then
+// deploy/proxy-acme.yml's volume, come out the other way round), and an
+// order change alone would restart Traefik for nothing.
+func keepMountOrder(d *Desired, live *Live) {
+	for name, spec := range d.Services {
+		if _, ok := live.Services[name]; !ok {
+			continue
+		}
+		have := live.Spec(name)
+		if have.TaskTemplate.ContainerSpec == nil || spec.TaskTemplate.ContainerSpec == nil {
+			continue
+		}
+		was, want := have.TaskTemplate.ContainerSpec.Mounts, spec.TaskTemplate.ContainerSpec.Mounts
+		if len(was) != len(want) || slices.EqualFunc(was, want, mountsEqual) {
+			continue
+		}
+		ordered := make([]mount.Mount, 0, len(want))
+		for _, m := range was {
+			i := slices.IndexFunc(want, func(w mount.Mount) bool { return mountsEqual(m, w) })
+			if i < 0 {
+				break // not the same mounts: the plan shows the change
+			}
+			ordered = append(ordered, want[i])
+		}
+		if len(ordered) == len(want) {
+			cspec := *spec.TaskTemplate.ContainerSpec
+			cspec.Mounts = ordered
+			spec.TaskTemplate.ContainerSpec = &cspec
+			d.Services[name] = spec
+		}
+	}
+}
+
+// mountsEqual compares two mounts as the plan's diff does.
+func mountsEqual(a, b mount.Mount) bool { return sameJSON(a, b) }
+
 // cacheDir is where deploy:proxy keeps files it makes: the directory the
 // .ci scripts cache in (SERVICE_TEMPLATE_CACHE, else the user's cache).
 func cacheDir() string {
@@ -208,12 +258,17 @@ func proxyEnvironment(env *envfile.Environment, root, pebbleDir string) *envfile
 	if vars == nil {
 		vars = map[string]string{}
 	}
-	vars["ACME_CA_SERVER"] = p.ACMEDirectory()
-	// pebble writes to nobody: any address does.
-	vars["ACME_EMAIL"] = cmp.Or(p.Email, "ops@"+env.Name+".pebble.test")
 	vars["PROXY_HTTP_PORT"] = strconv.Itoa(p.HTTPPort)
 	vars["PROXY_HTTPS_PORT"] = strconv.Itoa(p.HTTPSPort)
 	files := []string{filepath.Join(root, proxy.File)}
+	if p.CA == envfile.CASecrets {
+		files = append(files, filepath.Join(root, proxy.SecretsFile))
+	} else {
+		files = append(files, filepath.Join(root, proxy.ACMEFile))
+		vars["ACME_CA_SERVER"] = p.ACMEDirectory()
+		// pebble writes to nobody: any address does.
+		vars["ACME_EMAIL"] = cmp.Or(p.Email, "ops@"+env.Name+".pebble.test")
+	}
 	if pebbleDir != "" {
 		files = append(files, filepath.Join(root, proxy.PebbleFile))
 		vars["PEBBLE_DIR"] = pebbleDir
@@ -223,6 +278,69 @@ func proxyEnvironment(env *envfile.Environment, root, pebbleDir string) *envfile
 		Stack: p.Stack, Files: files, AppEnv: env.AppEnv, Deadline: env.Deadline, History: env.History, MaxReplicas: 1,
 		Variables: vars,
 	}
+}
+
+// certificateCheck judges the newest versions of the proxy's certificate
+// and key before anything changes, by the facts secrets:set labelled them
+// with (the Engine API never gives a secret's value back; secrets:set
+// parsed it): the key must be the certificate's, the certificate valid
+// now, and it should cover APP_HOST. A certificate that does not is
+// refused on a protected environment, where every client would refuse it
+// (an outage a deploy can prevent), and only warned of elsewhere, where a
+// rehearsal with another name's certificate is legitimate.
+func (s *Session) certificateCheck(versions SecretVersions, live *Live, cs *Checks) bool {
+	const name = "certificate"
+	cv, _ := versions.Newest(proxy.CertificateSecret)
+	kv, _ := versions.Newest(proxy.KeySecret)
+	cert, err := proxy.FactsFromLabels(ledger.LabelPrefix, live.Secrets[cv.Name].Spec.Labels)
+	if err != nil {
+		cs.Add(name, "", fmt.Errorf("%s (%s): %w: give its value again with secrets:set %s %s", cv.Name, proxy.CertificateSecret, err, s.Env.Name, proxy.CertificateSecret))
+		return false
+	}
+	key, err := proxy.KeyFromLabels(ledger.LabelPrefix, live.Secrets[kv.Name].Spec.Labels)
+	if err != nil {
+		cs.Add(name, "", fmt.Errorf("%s (%s): %w: give its value again with secrets:set %s %s", kv.Name, proxy.KeySecret, err, s.Env.Name, proxy.KeySecret))
+		return false
+	}
+	host, err := s.appHost()
+	if err != nil {
+		cs.Add(name, "", err)
+		return false
+	}
+	verdict := proxy.CheckPair(cert, key, host, time.Now())
+	what := fmt.Sprintf("%s v%d %s, key %s v%d", proxy.CertificateSecret, cv.N, cert, proxy.KeySecret, kv.N)
+	if verdict.Err != nil {
+		cs.Add(name, "", fmt.Errorf("%s: %w", what, verdict.Err))
+		return false
+	}
+	warnings := verdict.Warnings
+	if verdict.HostErr != nil {
+		if s.Env.Protected {
+			cs.Add(name, "", fmt.Errorf("%s: %w: every client would refuse it; environment %s is protected", what, verdict.HostErr, s.Env.Name))
+			return false
+		}
+		warnings = append(warnings, verdict.HostErr.Error()+" (refused on a protected environment)")
+	}
+	line := what + " matches"
+	if len(warnings) > 0 {
+		line += "; warning: " + strings.Join(warnings, "; ")
+	}
+	cs.Add(name, line, nil)
+	return true
+}
+
+// appHost is the host name the environment's clients use (its APP_HOST
+// variable, ${NAME} read as the stack files read it); "" when unset.
+func (s *Session) appHost() (string, error) {
+	v, ok := s.Env.Variables["APP_HOST"]
+	if !ok {
+		return "", nil
+	}
+	host, err := template.Substitute(v, template.Mapping(s.Lookup))
+	if err != nil {
+		return "", fmt.Errorf("environment %s: variables.APP_HOST: %w", s.Env.Name, err)
+	}
+	return host, nil
 }
 
 // proxyImage reads Traefik's image (its repository and tag; a digest the

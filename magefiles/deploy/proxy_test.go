@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -76,7 +77,7 @@ func TestProxyEnvironment(t *testing.T) {
 	if pe.Stack != "proxy" || pe.Endpoint != "unix:///x.sock" || pe.Smoke != nil || pe.Proxy != nil {
 		t.Errorf("environment %+v", pe)
 	}
-	if want := []string{"/repo/deploy/proxy.yml", "/repo/deploy/proxy-pebble.yml"}; strings.Join(pe.Files, " ") != strings.Join(want, " ") {
+	if want := []string{"/repo/deploy/proxy.yml", "/repo/deploy/proxy-acme.yml", "/repo/deploy/proxy-pebble.yml"}; strings.Join(pe.Files, " ") != strings.Join(want, " ") {
 		t.Errorf("files %v, want %v", pe.Files, want)
 	}
 	for k, want := range map[string]string{"ACME_CA_SERVER": "https://tasks.pebble:14000/dir", "PROXY_HTTP_PORT": "8000", "PROXY_HTTPS_PORT": "8443",
@@ -90,7 +91,7 @@ func TestProxyEnvironment(t *testing.T) {
 	}
 	env.Proxy = &envfile.Proxy{Stack: "edge", CA: envfile.CALetsEncryptStaging, Email: "ops@example.com", HTTPPort: 80, HTTPSPort: 443}
 	pe = proxyEnvironment(env, "/repo", "")
-	if len(pe.Files) != 1 || pe.Variables["ACME_EMAIL"] != "ops@example.com" || !strings.Contains(pe.Variables["ACME_CA_SERVER"], "acme-staging") || pe.Variables["PEBBLE_DIR"] != "" {
+	if len(pe.Files) != 2 || pe.Variables["ACME_EMAIL"] != "ops@example.com" || !strings.Contains(pe.Variables["ACME_CA_SERVER"], "acme-staging") || pe.Variables["PEBBLE_DIR"] != "" {
 		t.Errorf("Let's Encrypt staging: %v %v", pe.Files, pe.Variables)
 	}
 }
@@ -172,5 +173,36 @@ func TestRestartPolicyWithoutMaxAttempts(t *testing.T) {
 	}
 	if desired.TaskTemplate.RestartPolicy.MaxAttempts != nil {
 		t.Error("the desired spec was changed in place")
+	}
+}
+
+// The loader sorts merged mounts by target; a live proxy whose spec has
+// the same mounts in another order keeps it, so the plan changes nothing.
+func TestKeepMountOrder(t *testing.T) {
+	sock := mount.Mount{Type: mount.TypeBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock", ReadOnly: true}
+	acme := mount.Mount{Type: mount.TypeVolume, Source: "proxy_acme", Target: "/acme"}
+	other := mount.Mount{Type: mount.TypeVolume, Source: "proxy_other", Target: "/acme"}
+	spec := func(ms ...mount.Mount) swarm.ServiceSpec {
+		return withDefaults(swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "proxy_traefik"},
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "traefik:v3.6", Mounts: ms}}})
+	}
+	for _, tt := range []struct {
+		name      string
+		live      []mount.Mount
+		unchanged bool
+	}{
+		{"the same mounts, the other way round", []mount.Mount{sock, acme}, true},
+		{"another volume", []mount.Mount{sock, other}, false},
+		{"one mount fewer", []mount.Mount{sock}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &Desired{Services: map[string]swarm.ServiceSpec{"traefik": spec(acme, sock)}}
+			live := &Live{Services: map[string]swarm.Service{"traefik": {Spec: spec(tt.live...)}}}
+			keepMountOrder(d, live)
+			c := diffService("traefik", live.Spec("traefik"), d.Services["traefik"])
+			if got := c.Action == Unchanged; got != tt.unchanged {
+				t.Errorf("%s: %v, want unchanged=%v", c.Action, c.Changed, tt.unchanged)
+			}
+		})
 	}
 }

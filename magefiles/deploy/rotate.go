@@ -33,6 +33,10 @@ func (s *Session) Rotate(ctx context.Context, name string, value secret.Value, d
 			cs.Add("secret", "", errors.Unwrap(err))
 			return
 		}
+		if declared, _ := logicalSecrets(s.Env, s.Lookup); !slices.Contains(declared, name) && s.proxySecret(name) {
+			cs.Add("secret", "", fmt.Errorf("%s is the proxy's: go tool mage secrets:set %s %s, then deploy:proxy %s (after its key or certificate, if that changes too)", name, s.Env.Name, name, s.Env.Name))
+			return
+		}
 		if !dryRun {
 			if err := checkSecretValue(value); err != nil {
 				cs.Add("secret", "", fmt.Errorf("%s: %w", name, err))

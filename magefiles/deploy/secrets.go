@@ -27,6 +27,7 @@ import (
 	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/deploy/envfile"
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
+	"github.com/fractionate/service-template/magefiles/proxy"
 )
 
 // secretAPI is what versioned secrets call.
@@ -47,6 +48,16 @@ const maxSecretSize = 500 * 1024
 // secretName is the Swarm name of version n of a logical secret.
 func secretName(stack, logical string, n int) string {
 	return fmt.Sprintf("%s_%s_v%d", stack, logical, n)
+}
+
+// mergeLabels is a's labels with b's over them.
+func mergeLabels(a, b map[string]string) map[string]string {
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, b)
+	return out
 }
 
 // SecretVersion is one version of a logical secret, as the Swarm has it.
@@ -134,6 +145,11 @@ func checkSecretValue(v secret.Value) error {
 // SetSecret creates the next version of logical in stack and returns it.
 // The value goes to the engine and nowhere else.
 func SetSecret(ctx context.Context, api secretAPI, stack, logical string, v secret.Value) (SecretVersion, error) {
+	return setSecret(ctx, api, stack, logical, v, nil)
+}
+
+// setSecret is SetSecret with labels of the caller's on the version.
+func setSecret(ctx context.Context, api secretAPI, stack, logical string, v secret.Value, labels map[string]string) (SecretVersion, error) {
 	if !envfile.ValidSecretName(logical) {
 		return SecretVersion{}, fmt.Errorf("secret name %q: want letters, digits, '_', '.' or '-', at most 64", logical)
 	}
@@ -150,9 +166,9 @@ func SetSecret(ctx context.Context, api secretAPI, stack, logical string, v secr
 	}
 	name := secretName(stack, logical, n)
 	spec := swarm.SecretSpec{
-		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{
+		Annotations: swarm.Annotations{Name: name, Labels: mergeLabels(labels, map[string]string{
 			ledger.LabelStack: stack, labelSecret: logical, labelSecretVersion: strconv.Itoa(n),
-		}},
+		})},
 		Data: []byte(v.Reveal()),
 	}
 	r, err := api.SecretCreate(ctx, client.SecretCreateOptions{Spec: spec})
@@ -326,15 +342,28 @@ func secretUsers(ctx context.Context, api serviceLister, stack string) (map[stri
 // give them back.
 func (s *Session) ListSecrets(ctx context.Context, w io.Writer) error {
 	s.Ready(ctx)
-	versions, err := listVersions(ctx, s.API, s.Env.Stack)
-	if err != nil {
-		return err
-	}
-	users, err := secretUsers(ctx, s.API, s.Env.Stack)
-	if err != nil {
-		return err
-	}
 	declared, err := logicalSecrets(s.Env, s.Lookup)
+	if err != nil {
+		return err
+	}
+	if err := s.listSecrets(ctx, w, "Secrets of "+s.Env.Name, s.Env.Stack, declared); err != nil {
+		return err
+	}
+	if s.Env.Proxy == nil || s.Env.Proxy.CA != envfile.CASecrets {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return s.listSecrets(ctx, w, "The proxy's certificate and key", s.Env.Proxy.Stack, proxy.Secrets)
+}
+
+// listSecrets prints the versions of stack's secrets, those declared
+// first.
+func (s *Session) listSecrets(ctx context.Context, w io.Writer, title, stack string, declared []string) error {
+	versions, err := listVersions(ctx, s.API, stack)
+	if err != nil {
+		return err
+	}
+	users, err := secretUsers(ctx, s.API, stack)
 	if err != nil {
 		return err
 	}
@@ -345,7 +374,7 @@ func (s *Session) ListSecrets(ctx context.Context, w io.Writer) error {
 	for k := range versions {
 		names[k] = true
 	}
-	fmt.Fprintf(w, "Secrets of %s (stack %s); a deploy uses the newest version of each\n\n", s.Env.Name, s.Env.Stack)
+	fmt.Fprintf(w, "%s (stack %s); a deploy uses the newest version of each\n\n", title, stack)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SECRET\tVERSION\tCREATED\tUSED BY\tNOTE")
 	for _, k := range slices.Sorted(maps.Keys(names)) {
@@ -452,9 +481,35 @@ func (s *Session) CheckSecretName(name string) error {
 		return Refused(err)
 	}
 	if !slices.Contains(declared, name) {
-		return Refused(fmt.Errorf("environment %s's stack files declare no external secret %q; they declare: %s", s.Env.Name, name, strings.Join(declared, ", ")))
+		if s.proxySecret(name) {
+			return nil
+		}
+		return Refused(fmt.Errorf("environment %s's stack files declare no external secret %q; they declare: %s%s", s.Env.Name, name, strings.Join(declared, ", "), s.proxySecretsHint()))
 	}
 	return nil
+}
+
+// proxySecret says whether name is one of the proxy's own secrets (its
+// certificate and key, with proxy.ca: secrets) rather than the app's: its
+// versions belong to the proxy's stack, and deploy:proxy uses them.
+func (s *Session) proxySecret(name string) bool {
+	return s.Env.Proxy != nil && s.Env.Proxy.CA == envfile.CASecrets && slices.Contains(proxy.Secrets, name)
+}
+
+// NextStep says how a new version of name reaches the services.
+func (s *Session) NextStep(name string) string {
+	if declared, _ := logicalSecrets(s.Env, s.Lookup); !slices.Contains(declared, name) && s.proxySecret(name) {
+		return fmt.Sprintf("go tool mage deploy:proxy %s moves Traefik to it (once the certificate and key match)", s.Env.Name)
+	}
+	return fmt.Sprintf("deploy (or go tool mage secrets:rotate %s %s) to move the services to it", s.Env.Name, name)
+}
+
+// proxySecretsHint names the proxy's secrets where there are some.
+func (s *Session) proxySecretsHint() string {
+	if s.Env.Proxy == nil || s.Env.Proxy.CA != envfile.CASecrets {
+		return ""
+	}
+	return "; and the proxy (ca: secrets) " + strings.Join(proxy.Secrets, ", ")
 }
 
 // SetSecret creates the next version of the environment's logical secret
@@ -464,9 +519,34 @@ func (s *Session) SetSecret(ctx context.Context, name string, v secret.Value) (S
 	if err := s.CheckSecretName(name); err != nil {
 		return SecretVersion{}, err
 	}
-	made, err := SetSecret(ctx, s.API, s.Env.Stack, name, v)
+	stack, labels := s.Env.Stack, map[string]string(nil)
+	if declared, _ := logicalSecrets(s.Env, s.Lookup); !slices.Contains(declared, name) && s.proxySecret(name) {
+		var err error
+		if labels, err = proxyCertificateLabels(name, v); err != nil {
+			return SecretVersion{}, Refused(fmt.Errorf("secret %s: %w", name, err))
+		}
+		stack = s.Env.Proxy.Stack
+	}
+	made, err := setSecret(ctx, s.API, stack, name, v, labels)
 	if err != nil {
 		return SecretVersion{}, Refused(err)
 	}
 	return made, nil
+}
+
+// proxyCertificateLabels checks a value of the proxy's certificate or key
+// as it passes, and returns the public facts a deploy judges it by.
+func proxyCertificateLabels(name string, v secret.Value) (map[string]string, error) {
+	if name == proxy.KeySecret {
+		pub, err := proxy.ParseKey([]byte(v.Reveal()))
+		if err != nil {
+			return nil, err
+		}
+		return proxy.KeyLabels(ledger.LabelPrefix, pub), nil
+	}
+	f, err := proxy.ParseCertificate([]byte(v.Reveal()), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return f.Labels(ledger.LabelPrefix), nil
 }

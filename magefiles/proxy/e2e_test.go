@@ -81,7 +81,7 @@ func TestE2EProxy(t *testing.T) {
 
 	// The proxy, its CA, and the app behind it.
 	f.deploy(t, ctx, "proxytest-acme", "testdata/pebble.yml")
-	f.deploy(t, ctx, "proxytest-proxy", "../../"+File, "testdata/proxy-test.yml")
+	f.deploy(t, ctx, "proxytest-proxy", "../../"+File, "../../"+ACMEFile, "testdata/proxy-test.yml")
 	f.deploy(t, ctx, "proxytest-app", "testdata/app.yml", "testdata/app-test.yml")
 
 	f.roots = f.pebbleRoots(t, ctx)
@@ -161,7 +161,7 @@ func TestE2EProxy(t *testing.T) {
 		upgrade := func(ctx context.Context) {
 			prev := serviceState(t, ctx, f.cli, "proxytest-proxy_traefik")
 			f.env = append(f.env, "PROXY_LOG_LEVEL=WARN") // a new task spec, as a new image would be
-			f.deploy(t, ctx, "proxytest-proxy", "../../"+File, "testdata/proxy-test.yml")
+			f.deploy(t, ctx, "proxytest-proxy", "../../"+File, "../../"+ACMEFile, "testdata/proxy-test.yml")
 			waitUpdated(t, ctx, f.cli, "proxytest-proxy_traefik", prev, 3*time.Minute)
 			waitServed(t, ctx, f, f.client(), 2*time.Minute)
 			time.Sleep(3 * time.Second)
@@ -200,7 +200,7 @@ func newE2E(t *testing.T, ctx context.Context) *e2e {
 	if state := info.Info.Swarm.LocalNodeState; state != swarm.LocalNodeStateInactive {
 		dockertest.Missing(t, fmt.Sprintf("the engine is in a Swarm already (%s): this test only uses a Swarm of its own", state))
 	}
-	p, err := stack.Load(ctx, "proxy", map[string]string{"ACME_EMAIL": "x@example.com"}, "../../"+File)
+	p, err := stack.Load(ctx, "proxy", map[string]string{"ACME_EMAIL": "x@example.com"}, "../../"+File, "../../"+ACMEFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,8 @@ func env(s types.ServiceConfig, key string) string {
 //     reaches them over Network;
 //   - it has a health check and updates stop-first (host ports cannot be
 //     held by two tasks on one node);
+//   - websecure serves certificates: from an ACME resolver (ACMEFile) or,
+//     with TLS on and no resolver, from the file provider (SecretsFile);
 //   - with ACME, its storage is on a volume, one replica keeps it, and a
 //     node label pins it to one node.
 func Check(p *types.Project) error {
@@ -97,6 +99,12 @@ func Check(p *types.Project) error {
 	}
 	if d := s.Deploy; d == nil || d.UpdateConfig == nil || d.UpdateConfig.Order != "stop-first" {
 		fail("%s.deploy.update_config.order: want stop-first: a new task cannot bind the host ports the old one holds", at)
+	}
+
+	tlsOn := env(s, "TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS") == "true"
+	files := env(s, "TRAEFIK_PROVIDERS_FILE_FILENAME") != "" || env(s, "TRAEFIK_PROVIDERS_FILE_DIRECTORY") != ""
+	if env(s, "TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS_CERTRESOLVER") == "" && (!tlsOn || !files) {
+		fail("%s.environment: websecure serves no certificate: give %s (an ACME CA) or %s (certificates from secrets) after %s", at, ACMEFile, SecretsFile, File)
 	}
 
 	if storage := acmeStorage(s); storage != "" {

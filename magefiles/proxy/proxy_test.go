@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -9,10 +10,18 @@ import (
 	"github.com/fractionate/service-template/magefiles/stack"
 )
 
-// load reads the committed proxy file with the variables given.
-func load(t *testing.T, env map[string]string) (*types.Project, error) {
+// load reads the committed proxy file with the variables given, and the
+// override of its certificates (ACMEFile unless given).
+func load(t *testing.T, env map[string]string, certificates ...string) (*types.Project, error) {
 	t.Helper()
-	return stack.Load(t.Context(), "proxy", env, "../../"+File)
+	if len(certificates) == 0 {
+		certificates = []string{ACMEFile}
+	}
+	files := []string{"../../" + File}
+	for _, f := range certificates {
+		files = append(files, "../../"+f)
+	}
+	return stack.Load(t.Context(), "proxy", env, files...)
 }
 
 func TestCommittedFileKeepsTheRules(t *testing.T) {
@@ -47,6 +56,7 @@ func TestVariables(t *testing.T) {
 	p, err := load(t, map[string]string{
 		"ACME_EMAIL": "ops@example.com", "ACME_CA_SERVER": "https://acme-staging-v02.api.letsencrypt.org/directory",
 		"PROXY_HTTP_PORT": "8000", "PROXY_HTTPS_PORT": "8443", "TRAEFIK_IMAGE": "local/traefik:v3.6",
+		"PROXY_DOCKER_SOCKET": "/run/user/1000/docker.sock",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +64,11 @@ func TestVariables(t *testing.T) {
 	s := p.Services[Service]
 	if s.Image != "local/traefik:v3.6" {
 		t.Errorf("image %q", s.Image)
+	}
+	for _, v := range s.Volumes {
+		if v.Target == "/var/run/docker.sock" && v.Source != "/run/user/1000/docker.sock" {
+			t.Errorf("the socket is bound from %q", v.Source)
+		}
 	}
 	if got := env(s, "TRAEFIK_CERTIFICATESRESOLVERS_ACME_ACME_CASERVER"); !strings.Contains(got, "acme-staging") {
 		t.Errorf("CA server %q", got)
@@ -74,6 +89,47 @@ func TestVariables(t *testing.T) {
 	}
 }
 
+// With certificates from secrets: no ACME resolver, no volume, no node
+// label; TLS on websecure, the file provider reading a config, the
+// certificate and key as secrets (the key readable by root only).
+func TestCommittedSecretsFileKeepsTheRules(t *testing.T) {
+	p, err := load(t, nil, SecretsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(Check(p), stack.CheckServices(p, "")); err != nil {
+		t.Errorf("deploy/proxy.yml with %s breaks the rules:\n%v", SecretsFile, err)
+	}
+	s := p.Services[Service]
+	for k := range s.Environment {
+		if strings.Contains(k, "CERTRESOLVER") || strings.Contains(k, "ACME") {
+			t.Errorf("environment %s with certificates from secrets", k)
+		}
+	}
+	if len(s.Volumes) != 1 || s.Volumes[0].Target != "/var/run/docker.sock" || len(p.Volumes) != 0 {
+		t.Errorf("volumes %+v, top-level %v: want the socket only", s.Volumes, p.Volumes)
+	}
+	if c := constraints(s); len(c) != 1 || c[0] != "node.role == manager" {
+		t.Errorf("constraints %v: want node.role == manager only", c)
+	}
+	if env(s, "TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS") != "true" || len(s.Configs) != 1 || s.Configs[0].Target != env(s, "TRAEFIK_PROVIDERS_FILE_FILENAME") {
+		t.Errorf("TLS %q, configs %+v, file provider %q", env(s, "TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS"), s.Configs, env(s, "TRAEFIK_PROVIDERS_FILE_FILENAME"))
+	}
+	var secrets []string
+	for _, r := range s.Secrets {
+		secrets = append(secrets, r.Source)
+		if r.Source == KeySecret && (r.Mode == nil || *r.Mode != 0o400) {
+			t.Errorf("the key's mode %v, want 0400", r.Mode)
+		}
+		if !p.Secrets[r.Source].External {
+			t.Errorf("secret %s is not external", r.Source)
+		}
+	}
+	if strings.Join(secrets, ",") != strings.Join(Secrets, ",") {
+		t.Errorf("secrets %v, want %v", secrets, Secrets)
+	}
+}
+
 func TestCheckFindsEachBreach(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -88,7 +144,14 @@ func TestCheckFindsEachBreach(t *testing.T) {
 			p.Networks[Network] = n
 		}, "networks.traefik-public: must be declared external"},
 		{"not on the network", func(_ *types.Project, s *types.ServiceConfig) { delete(s.Networks, Network) }, "does not join traefik-public"},
-		{"writable socket", func(_ *types.Project, s *types.ServiceConfig) { s.Volumes[0].ReadOnly = false }, "docker.sock is writable"},
+		{"writable socket", func(_ *types.Project, s *types.ServiceConfig) {
+			for i := range s.Volumes {
+				s.Volumes[i].ReadOnly = false
+			}
+		}, "docker.sock is writable"},
+		{"no certificates", func(_ *types.Project, s *types.ServiceConfig) {
+			delete(s.Environment, "TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS_CERTRESOLVER")
+		}, "websecure serves no certificate"},
 		{"exposed by default", func(_ *types.Project, s *types.ServiceConfig) {
 			s.Environment["TRAEFIK_PROVIDERS_SWARM_EXPOSEDBYDEFAULT"] = nil
 		}, "EXPOSEDBYDEFAULT"},

@@ -115,19 +115,25 @@ type Proxy struct {
 	// Stack is the proxy's stack name, shared by the environments on its
 	// Swarm: its lock and records are its own. Default "proxy".
 	Stack string `yaml:"stack"`
-	// CA is where certificates come from (ACME, TLS-ALPN): letsencrypt
-	// (the default), letsencrypt-staging (for rehearsals: untrusted
-	// certificates, generous rate limits), pebble (Let's Encrypt's test
-	// CA, run beside Traefik: for a local environment and tests, never a
-	// protected one), or an ACME directory URL (https://...).
+	// CA is where certificates come from. From an ACME CA (TLS-ALPN):
+	// letsencrypt (the default), letsencrypt-staging (for rehearsals:
+	// untrusted certificates, generous rate limits), pebble (Let's
+	// Encrypt's test CA, run beside Traefik: for a local environment and
+	// tests, never a protected one), or an ACME directory URL
+	// (https://...). Or secrets: a certificate and key of one's own (a
+	// corporate CA's, a wildcard bought elsewhere), the proxy stack's
+	// versioned Docker secrets tls_certificate and tls_key (secrets:set
+	// ENV tls_certificate, then tls_key), nothing ordered.
 	CA string `yaml:"ca"`
 	// Email is the ACME account's contact, whom the CA warns of expiring
-	// certificates; required except with pebble.
+	// certificates; required with an ACME CA but pebble, refused with
+	// secrets (nobody would write).
 	Email string `yaml:"email"`
 	// Node is the hostname of the node that keeps the ACME storage
 	// (acme.json, on a volume): deploy:proxy labels it
 	// traefik-public.certificates=true. Empty: the node that carries the
-	// label already, else the Swarm's only manager.
+	// label already, else the Swarm's only manager. Refused with secrets:
+	// the certificate is on every node that may run Traefik.
 	Node string `yaml:"node"`
 	// HTTPPort and HTTPSPort are published on the node that runs Traefik
 	// (host mode); 80 and 443 unless given.
@@ -144,6 +150,7 @@ const (
 	CALetsEncrypt        = "letsencrypt"
 	CALetsEncryptStaging = "letsencrypt-staging"
 	CAPebble             = "pebble"
+	CASecrets            = "secrets"
 	DefaultProxyStack    = "proxy"
 )
 
@@ -175,16 +182,24 @@ func (p *Proxy) check(protected bool) []string {
 	}
 	switch p.CA {
 	case CALetsEncrypt, CALetsEncryptStaging:
+	case CASecrets:
+		if p.Email != "" {
+			errs = append(errs, "email: ca: secrets orders no certificate, so no CA writes to it: remove it (the expiry of your certificate is yours to watch; deploy:proxy warns three weeks before)")
+		}
+		if p.Node != "" {
+			errs = append(errs, "node: ca: secrets keeps no certificate on a node (that is ACME's acme.json): remove it")
+		}
 	case CAPebble:
 		if protected {
 			errs = append(errs, "ca: pebble is a test CA whose certificates nobody trusts; a protected environment uses letsencrypt (or another CA's directory URL)")
 		}
 	default:
 		if u, err := url.Parse(p.CA); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-			errs = append(errs, fmt.Sprintf("ca: %q: want letsencrypt, letsencrypt-staging, pebble or an ACME directory's https:// URL (without credentials)", p.CA))
+			errs = append(errs, fmt.Sprintf("ca: %q: want letsencrypt, letsencrypt-staging, pebble, an ACME directory's https:// URL (without credentials), or secrets (a certificate of your own)", p.CA))
 		}
 	}
 	switch {
+	case p.CA == CASecrets:
 	case p.Email == "" && p.CA != CAPebble:
 		errs = append(errs, "email: the ACME account's contact is required: the CA writes there about expiring certificates")
 	case p.Email != "" && (!strings.Contains(p.Email, "@") || strings.ContainsAny(p.Email, " ,")):
