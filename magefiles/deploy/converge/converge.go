@@ -113,6 +113,21 @@ func nodeName(n swarm.Node) string {
 	return shortID(n.ID)
 }
 
+// unfinished says what keeps a change on the ready nodes from being done.
+func unfinished(updated, desired, oldRunning, stopping int) string {
+	var parts []string
+	if updated < desired {
+		parts = append(parts, fmt.Sprintf("only %d of %d tasks of the spec run on ready nodes", updated, desired))
+	}
+	if oldRunning > 0 {
+		parts = append(parts, fmt.Sprintf("%d task(s) of the previous spec still run on ready nodes", oldRunning))
+	}
+	if stopping > 0 {
+		parts = append(parts, fmt.Sprintf("%d task(s) told to stop still run", stopping))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Evaluate decides where w stands from one observation. It is pure, so
 // every Swarm state the deploy must not be fooled by is a table test.
 func Evaluate(w Watch, o Observation) Progress {
@@ -214,8 +229,8 @@ func Evaluate(w Watch, o Observation) Progress {
 	// it will not be.
 	servesElsewhere := countsOK && len(lost) > 0
 	if len(lost) > 0 && !countsOK && !o.LostSince.IsZero() && o.Now.Sub(o.LostSince) >= LostStall {
-		p.Failed = fmt.Sprintf("only %d of %d tasks of the spec run on ready nodes %s after a node went down (%s): Swarm did not run them elsewhere",
-			updated, desired, LostStall, strings.Join(lost, ", "))
+		p.Failed = fmt.Sprintf("%s %s after a node went down (%s): Swarm's update did not finish on the ready nodes",
+			unfinished(updated, desired, oldRunning, stopping), LostStall, strings.Join(lost, ", "))
 		return p
 	}
 

@@ -251,6 +251,14 @@ func TestEvaluate(t *testing.T) {
 			failed: "only 2 of 3 tasks of the spec run on ready nodes 1m30s after a node went down (task newW2 on node w2 (down))",
 		},
 		{
+			name: "...or every replica is updated, but Swarm's update never stops an old task: fail, saying that",
+			w:    update,
+			o: Observation{Now: t0.Add(30*time.Second + LostStall), LostSince: t0.Add(30 * time.Second), Service: svc3(swarm.UpdateStateUpdating, &ours), Nodes: nodes,
+				Tasks:    []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(newC, "w1"), on(oldA, "m1"), on(task("oldW2", run, run, ""), "w2")},
+				UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(newC, "w1")}},
+			failed: "1 task(s) of the previous spec still run on ready nodes 1m30s after a node went down (task oldW2 on node w2 (down))",
+		},
+		{
 			name: "Swarm rolled back because a drained node's task ended: the node's fault",
 			w:    update,
 			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
