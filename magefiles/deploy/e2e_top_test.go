@@ -50,7 +50,7 @@ func (f *fixture) startLoadAt(t *testing.T, stack string, rate int) *Load {
 
 // TestE2ETopStarved runs deploy:top on the app under load, starved two
 // ways, and checks that it names the right signal with the scaling guide's
-// advice: a CPU limit of 0.05 (CPU above 70% of the limit: add replicas,
+// advice: a CPU limit of 0.02 (CPU above 70% of the limit: add replicas,
 // or more CPU), then a pool of one connection while every query waits on
 // a table lock (the pool exhausted: raise it or add replicas).
 func TestE2ETopStarved(t *testing.T) {
@@ -60,14 +60,14 @@ func TestE2ETopStarved(t *testing.T) {
 	t.Run("CPU", func(t *testing.T) {
 		stack := "e2et" + unique()[:4]
 		env := subStack(t, f, envSpec{Name: "e2e", Stack: stack,
-			Variables: map[string]string{"APP_CPUS": "0.05", "APP_CPUS_RESERVED": "0.05"}})
+			Variables: map[string]string{"APP_CPUS": "0.02", "APP_CPUS_RESERVED": "0.02"}})
 		expect(t, f, env, 0, "deploy:to", "e2e", "-image="+f.repo+":v1.0.0")
 		load := f.startLoadAt(t, stack, 300)
 		time.Sleep(5 * time.Second)
 		svg := filepath.Join(f.tmp, stack+"-top.svg")
 		out := expect(t, f, env, 0, "deploy:top", "e2e", "-window=10s", "-svg="+svg)
-		t.Logf("deploy:top under a CPU limit of 0.05:\n%s", out)
-		for _, want := range []string{"CPU > 70%", "of 0.05", "add replicas", "raise APP_CPUS"} {
+		t.Logf("deploy:top under a CPU limit of 0.02:\n%s", out)
+		for _, want := range []string{"CPU > 70%", "of 0.02", "add replicas", "raise APP_CPUS"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("deploy:top does not say %q", want)
 			}

@@ -144,17 +144,42 @@ func (s *Session) checkManager(ctx context.Context, cs *Checks) (time.Time, bool
 	return now, true
 }
 
+// unknownNodesWait bounds how long the nodes check waits for nodes whose
+// state is unknown: a manager that just became leader knows no node's
+// state until each reports to it (seconds; more on a loaded machine).
+var unknownNodesWait = 30 * time.Second
+
+// listKnownNodes lists the nodes, waiting up to unknownNodesWait for any
+// whose state is unknown to report.
+func listKnownNodes(ctx context.Context, api nodeLister) ([]swarm.Node, error) {
+	deadline := time.Now().Add(unknownNodesWait)
+	for {
+		ns, err := api.NodeList(ctx, client.NodeListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("list nodes: %w", err)
+		}
+		if !slices.ContainsFunc(ns.Items, func(n swarm.Node) bool { return n.Status.State == swarm.NodeStateUnknown }) || time.Now().After(deadline) {
+			return ns.Items, nil
+		}
+		select {
+		case <-ctx.Done():
+			return ns.Items, nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // checkNodes checks that nodes are ready and that each service's placement
 // constraints match at least one of them.
 func checkNodes(ctx context.Context, api nodeLister, services map[string]swarm.ServiceSpec, cs *Checks) {
-	ns, err := api.NodeList(ctx, client.NodeListOptions{})
+	nodes, err := listKnownNodes(ctx, api)
 	if err != nil {
-		cs.Add("nodes", "", fmt.Errorf("list nodes: %w", err))
+		cs.Add("nodes", "", err)
 		return
 	}
 	var ready []swarm.Node
 	var down []string
-	for _, n := range ns.Items {
+	for _, n := range nodes {
 		if n.Status.State == swarm.NodeStateReady && n.Spec.Availability == swarm.NodeAvailabilityActive {
 			ready = append(ready, n)
 		} else {
@@ -184,6 +209,9 @@ func checkNodes(ctx context.Context, api nodeLister, services map[string]swarm.S
 		if fit == 0 {
 			errs = append(errs, fmt.Sprintf("service %s: no ready node matches its placement constraints %q", name, constraints))
 		}
+	}
+	if len(errs) > 0 && len(down) > 0 {
+		errs = append(errs, "not ready or not active: "+strings.Join(down, ", "))
 	}
 	if len(errs) > 0 {
 		cs.Add("nodes", "", errors.New(strings.Join(errs, "; ")))
