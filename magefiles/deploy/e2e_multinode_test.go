@@ -378,6 +378,11 @@ func TestE2EMultinodeManagers(t *testing.T) {
 	if err := b.c.Kill(victim); err != nil {
 		t.Fatal(err)
 	}
+	// Once the others see it down: a node lost during the rollout is
+	// scenario 3's (exit 0 or 2); this one is about the endpoints.
+	if err := b.c.WaitNode(t.Context(), victim, swarm.NodeStateDown); err != nil {
+		t.Fatal(err)
+	}
 	out := expect(t, f, b.env, 0, "deploy:to", "e2e", "-image="+f.repo+":v2.0.0")
 	if !strings.Contains(out, "passed over: "+victim.Host+" does not answer") {
 		t.Errorf("the deploy does not say it passed over the dead manager:\n%s", out)
