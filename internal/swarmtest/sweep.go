@@ -137,7 +137,10 @@ func staleCandidates() []int {
 // namespaces, which die with their last process.
 func (l layout) sweep() error {
 	var errs []error
-	deadline := time.Now().Add(20 * time.Second)
+	// A process in uninterruptible sleep (a mount or disk write on a
+	// loaded machine) dies only when that ends: seconds, more than 20 on
+	// these 2-core machines under a full test run.
+	deadline := time.Now().Add(time.Minute)
 	for {
 		pids := l.processes()
 		if len(pids) == 0 {
