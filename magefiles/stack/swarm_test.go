@@ -171,7 +171,7 @@ func TestE2EProductionStackRollsBack(t *testing.T) {
 
 	// Registered before the deploy: a deploy that fails half-way has made
 	// services and a volume already.
-	t.Cleanup(func() { removeStack(t, cli, name) })
+	t.Cleanup(func() { dockertest.RemoveStack(t, cli, name) })
 	deploy(t, env)
 	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", port)
 	waitReady(t, ctx, ready, 2*time.Minute)
@@ -272,44 +272,6 @@ func waitReady(t *testing.T, ctx context.Context, url string, timeout time.Durat
 		case <-ctx.Done():
 			t.Fatalf("GET %s: not ready within %s: %v", url, timeout, err)
 		case <-time.After(time.Second):
-		}
-	}
-}
-
-// removeStack removes the stack and waits for its containers to go, then
-// removes its volumes, which docker stack rm leaves behind.
-func removeStack(t *testing.T, cli *client.Client, name string) {
-	t.Helper()
-	ctx, cancel := cleanupContext()
-	defer cancel()
-	if _, err := runner.Output(ctx, runner.Command("docker", "stack", "rm", name)); err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	stack := client.Filters{}.Add("label", "com.docker.stack.namespace="+name)
-	for {
-		cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: stack})
-		if err != nil {
-			t.Errorf("cleanup: containers of stack %s: %v", name, err)
-			return
-		}
-		if len(cs.Items) == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Errorf("cleanup: %d containers of stack %s still there", len(cs.Items), name)
-			return
-		case <-time.After(time.Second):
-		}
-	}
-	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: stack})
-	if err != nil {
-		t.Errorf("cleanup: volumes of stack %s: %v", name, err)
-		return
-	}
-	for _, v := range vs.Items {
-		if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err != nil {
-			t.Errorf("cleanup: remove volume %s: %v", v.Name, err)
 		}
 	}
 }
