@@ -12,15 +12,26 @@ import (
 
 // RemoveStack removes a Swarm stack for a test's clean-up: docker stack rm,
 // then a wait for its containers to go, then the removal of its volumes,
-// which docker stack rm leaves behind. It has a deadline of its own (the
+// which docker stack rm leaves behind. Swarm refuses to remove a network
+// while a task of a removed service on it is still stopping, so a failed
+// docker stack rm is tried again until the stack is gone or the deadline. It has a deadline of its own (the
 // test's context has ended when clean-ups run); what it cannot remove is a
 // test error.
 func RemoveStack(t testing.TB, cli *client.Client, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "docker", "stack", "rm", name).CombinedOutput(); err != nil {
-		t.Errorf("cleanup: docker stack rm %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+	for {
+		out, err := exec.CommandContext(ctx, "docker", "stack", "rm", name).CombinedOutput()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("cleanup: docker stack rm %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+			return
+		case <-time.After(2 * time.Second):
+		}
 	}
 	of := client.Filters{}.Add("label", "com.docker.stack.namespace="+name)
 	for {
