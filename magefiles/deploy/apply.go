@@ -110,10 +110,29 @@ func (s *Session) apply(ctx context.Context, plan *Plan, live *Live, applied *Ap
 // updateAgain is a change Swarm rolled back for a node's sake (the task it
 // blamed was on a node drained or lost mid-update), not the release's: it
 // waits for that rollback, sends the same update once more, and waits for
-// the phase again. A second failure stands.
+// the phase again. An update that stalled on a lost node's task, which
+// Swarm neither finishes nor rolls back, is first rolled back here: a new
+// update is the only thing that ends Swarm's wait. A second failure stands.
 func (s *Session) updateAgain(ctx context.Context, nf *converge.NodeFaultError, changes []ServiceChange, applied *Applied, co converge.Options) error {
-	fmt.Fprintf(s.Out, "Swarm rolled %s back for a node's sake, not the release's (%s): letting the rollback finish, then updating again\n", nf.Watch.Name, nf.Why)
-	back := converge.Watch{Name: nf.Watch.Name, ID: nf.Watch.ID, Restore: true, Applied: time.Now()}
+	back := converge.Watch{Name: nf.Watch.Name, ID: nf.Watch.ID, Restore: true}
+	if nf.Stalled {
+		fmt.Fprintf(s.Out, "Swarm's update of %s stalled for a node's sake, not the release's (%s): rolling it back, then updating again\n", nf.Watch.Name, nf.Why)
+		var err error
+		if back.Existing, err = taskIDs(ctx, s.API, nf.Watch.ID); err != nil {
+			return fmt.Errorf("%w; then: %w", nf, err)
+		}
+		r, err := s.API.ServiceInspect(ctx, nf.Watch.ID, client.ServiceInspectOptions{})
+		if err != nil {
+			return fmt.Errorf("%w; then: inspect %s: %w", nf, nf.Watch.Name, err)
+		}
+		// The engine wants a spec even when it takes the previous one.
+		if _, err := s.API.ServiceUpdate(ctx, nf.Watch.ID, client.ServiceUpdateOptions{Version: r.Service.Version, Spec: r.Service.Spec, Rollback: "previous"}); err != nil {
+			return fmt.Errorf("%w; then the rollback: %w", nf, err)
+		}
+	} else {
+		fmt.Fprintf(s.Out, "Swarm rolled %s back for a node's sake, not the release's (%s): letting the rollback finish, then updating again\n", nf.Watch.Name, nf.Why)
+	}
+	back.Applied = time.Now()
 	if err := converge.Wait(ctx, s.API, []converge.Watch{back}, co); err != nil {
 		return fmt.Errorf("%w; then Swarm's own rollback did not finish: %w", nf, err)
 	}

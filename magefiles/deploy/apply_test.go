@@ -1,11 +1,15 @@
 package deploy
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/fractionate/service-template/magefiles/deploy/converge"
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
@@ -54,5 +58,40 @@ func TestRolledBackForANodeIsTriedAgain(t *testing.T) {
 	rs, _ := ledger.History{API: api, Stack: "svc"}.List(t.Context())
 	if len(rs) != 1 || rs[0].Result != ledger.Succeeded {
 		t.Errorf("records %+v, want one success", rs)
+	}
+}
+
+// An update Swarm neither finished nor rolled back (its updater waits on a
+// task of a node that went down) is rolled back by the deploy, then sent
+// again: a new update is the only thing that ends Swarm's wait.
+func TestStalledForANodeIsRolledBackAndTriedAgain(t *testing.T) {
+	s, api, out := testSession(t, 1)
+	app, _ := api.Service("svc_app")
+	v1 := app.Spec
+	v3 := v1
+	v3.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{Image: "registry.example/app:v3@" + digestV3}
+	if _, err := api.ServiceUpdate(t.Context(), app.ID, clientUpdate(v3)); err != nil {
+		t.Fatal(err)
+	}
+	api.Calls = nil
+	changes := []ServiceChange{{Name: "app", Action: Update, Old: &v1, New: &v3, Rolling: true}}
+	applied := newApplied("c1")
+	applied.Watches = []converge.Watch{{Name: "app", ID: app.ID, Rolling: true}}
+	nf := &converge.NodeFaultError{Watch: applied.Watches[0], Why: "Swarm's update waits on task t1 on node w2 (down)",
+		Err: errors.New("app: stalled"), Stalled: true}
+
+	err := s.updateAgain(t.Context(), nf, changes, applied, converge.Options{Deadline: time.Minute, Poll: time.Millisecond, Out: out})
+	if err != nil {
+		t.Fatalf("update again: %v\n%s", err, out.String())
+	}
+	want := []string{"rollback svc_app", "update svc_app image=registry.example/app:v3@" + digestV3}
+	if !slices.Equal(api.Calls, want) {
+		t.Errorf("calls %q, want %q", api.Calls, want)
+	}
+	if !strings.Contains(out.String(), "stalled for a node's sake") {
+		t.Errorf("the output does not say why it rolled back:\n%s", out.String())
+	}
+	if got, _ := api.Service("svc_app"); got.Spec.TaskTemplate.ContainerSpec.Image != v3.TaskTemplate.ContainerSpec.Image {
+		t.Errorf("the service runs %s, want v3", got.Spec.TaskTemplate.ContainerSpec.Image)
 	}
 }

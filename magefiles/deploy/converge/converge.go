@@ -52,6 +52,10 @@ type Progress struct {
 	// release's: Swarm rolled the update back because the task it blamed
 	// was on a node drained or lost mid-update. Trying again is fair.
 	NodeFault string
+	// Stalled, with NodeFault, says Swarm's update neither finished nor
+	// rolled back: it waits on a task of a lost node, which it does
+	// forever. Only a new update (a rollback, say) replaces it.
+	Stalled bool
 }
 
 // Observation is what one poll sees of a service.
@@ -231,6 +235,11 @@ func Evaluate(w Watch, o Observation) Progress {
 	if len(lost) > 0 && !countsOK && !o.LostSince.IsZero() && o.Now.Sub(o.LostSince) >= LostStall {
 		p.Failed = fmt.Sprintf("%s %s after a node went down (%s): Swarm's update did not finish on the ready nodes",
 			unfinished(updated, desired, oldRunning, stopping), LostStall, strings.Join(lost, ", "))
+		if !w.Restore {
+			// Swarm's updater waits without a timeout for a task it
+			// started to run; on a node that went down it never will.
+			p.NodeFault, p.Stalled = "Swarm's update waits on "+strings.Join(lost, ", "), true
+		}
 		return p
 	}
 
@@ -475,11 +484,15 @@ type Options struct {
 
 // NodeFaultError is a failed wait whose cause was a node (drained or lost
 // during the update), not the spec: the caller may let Swarm's rollback
-// finish and try the same update again.
+// finish (or, when the update stalled, ask for one) and try the same
+// update again.
 type NodeFaultError struct {
 	Watch Watch
 	Why   string
 	Err   error
+	// Stalled: Swarm did not roll the update back, it stalled; the caller
+	// must ask for the rollback before it tries again.
+	Stalled bool
 }
 
 func (e *NodeFaultError) Error() string { return e.Err.Error() + " (" + e.Why + ")" }
@@ -589,7 +602,7 @@ func Wait(ctx context.Context, api Observer, watches []Watch, o Options) error {
 			if p.Failed != "" {
 				err := fmt.Errorf("%s: %s", w.Name, p.Failed)
 				if p.NodeFault != "" {
-					return &NodeFaultError{Watch: w, Why: p.NodeFault, Err: err}
+					return &NodeFaultError{Watch: w, Why: p.NodeFault, Err: err, Stalled: p.Stalled}
 				}
 				return err
 			}

@@ -63,6 +63,7 @@ func TestEvaluate(t *testing.T) {
 		done    bool
 		failed  string // substring of the failure; "" for none
 		fault   string // the node fault it is put down to; "" for none
+		stalled bool   // Swarm's update stalled rather than rolled back
 		lineHas string
 	}{
 		{
@@ -249,6 +250,7 @@ func TestEvaluate(t *testing.T) {
 				Tasks:    []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")},
 				UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")}},
 			failed: "only 2 of 3 tasks of the spec run on ready nodes 1m30s after a node went down (task newW2 on node w2 (down))",
+			fault:  "Swarm's update waits on task newW2 on node w2 (down)", stalled: true,
 		},
 		{
 			name: "...or every replica is updated, but Swarm's update never stops an old task: fail, saying that",
@@ -257,6 +259,15 @@ func TestEvaluate(t *testing.T) {
 				Tasks:    []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(newC, "w1"), on(oldA, "m1"), on(task("oldW2", run, run, ""), "w2")},
 				UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(newC, "w1")}},
 			failed: "1 task(s) of the previous spec still run on ready nodes 1m30s after a node went down (task oldW2 on node w2 (down))",
+			fault:  "Swarm's update waits on task oldW2 on node w2 (down)", stalled: true,
+		},
+		{
+			name: "...a restore that stalls so fails, and is no node's fault to try again",
+			w:    Watch{Name: "app", Restore: true},
+			o: Observation{Now: t0.Add(30*time.Second + LostStall), LostSince: t0.Add(30 * time.Second), Service: svc3(swarm.UpdateStateRollbackStarted, &ours), Nodes: nodes,
+				Tasks:    []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")},
+				UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")}},
+			failed: "only 2 of 3 tasks of the spec run on ready nodes 1m30s after a node went down",
 		},
 		{
 			name: "Swarm rolled back because a drained node's task ended: the node's fault",
@@ -336,6 +347,9 @@ func TestEvaluate(t *testing.T) {
 			}
 			if p.NodeFault != tt.fault {
 				t.Errorf("node fault %q, want %q", p.NodeFault, tt.fault)
+			}
+			if p.Stalled != tt.stalled {
+				t.Errorf("stalled %v, want %v", p.Stalled, tt.stalled)
 			}
 			if tt.lineHas != "" && !strings.Contains(p.Line, tt.lineHas) {
 				t.Errorf("line %q, want %q", p.Line, tt.lineHas)
