@@ -114,8 +114,13 @@ func (s *Session) apply(ctx context.Context, plan *Plan, live *Live, applied *Ap
 // Swarm neither finishes nor rolls back, is first rolled back here: a new
 // update is the only thing that ends Swarm's wait. A second failure stands.
 func (s *Session) updateAgain(ctx context.Context, nf *converge.NodeFaultError, changes []ServiceChange, applied *Applied, co converge.Options) error {
+	i := slices.IndexFunc(changes, func(c ServiceChange) bool { return c.Name == nf.Watch.Name })
+	again := i >= 0 && changes[i].Action == Update
 	back := converge.Watch{Name: nf.Watch.Name, ID: nf.Watch.ID, Restore: true}
 	if nf.Stalled {
+		if !again {
+			return nf // a created service: the restore removes it
+		}
 		fmt.Fprintf(s.Out, "Swarm's update of %s stalled for a node's sake, not the release's (%s): rolling it back, then updating again\n", nf.Watch.Name, nf.Why)
 		var err error
 		if back.Existing, err = taskIDs(ctx, s.API, nf.Watch.ID); err != nil {
@@ -134,10 +139,9 @@ func (s *Session) updateAgain(ctx context.Context, nf *converge.NodeFaultError, 
 	}
 	back.Applied = time.Now()
 	if err := converge.Wait(ctx, s.API, []converge.Watch{back}, co); err != nil {
-		return fmt.Errorf("%w; then Swarm's own rollback did not finish: %w", nf, err)
+		return fmt.Errorf("%w; then the rollback did not finish: %w", nf, err)
 	}
-	i := slices.IndexFunc(changes, func(c ServiceChange) bool { return c.Name == nf.Watch.Name })
-	if i < 0 || changes[i].Action != Update {
+	if !again {
 		return nf
 	}
 	r, err := s.API.ServiceInspect(ctx, nf.Watch.ID, client.ServiceInspectOptions{})

@@ -399,42 +399,27 @@ func (s *Session) listSecrets(ctx context.Context, w io.Writer, title, stack str
 
 // PruneSecrets removes the versions of env's secrets that no service uses,
 // keeping the newest keep of each whatever uses them, under the deploy lock
-// (a restore in progress may need an older version). With dryRun it only
-// says what it would remove.
+// (a restore in progress may need an older version). With the proxy's
+// certificates from secrets, the proxy stack's versions of them are pruned
+// too, under the proxy stack's lock. With dryRun it only says what it
+// would remove.
 func (s *Session) PruneSecrets(ctx context.Context, keep int, dryRun bool) error {
 	s.Ready(ctx)
 	if keep < 1 {
 		return Refused(fmt.Errorf("-keep=%d: keep at least the newest version, which the next deploy uses", keep))
 	}
-	if !dryRun {
-		release, err := s.holdLock(ctx, "secrets:prune of "+s.Env.Name)
+	stacks := []*Session{s}
+	if p := s.Env.Proxy; p != nil && p.CA == envfile.CASecrets && p.Stack != s.Env.Stack {
+		ps := *s
+		ps.Env = &envfile.Environment{Name: s.Env.Name, Stack: p.Stack}
+		stacks = append(stacks, &ps)
+	}
+	removed := 0
+	for _, st := range stacks {
+		n, err := st.pruneStack(ctx, keep, dryRun)
+		removed += n
 		if err != nil {
 			return err
-		}
-		defer release()
-	}
-	versions, err := listVersions(ctx, s.API, s.Env.Stack)
-	if err != nil {
-		return err
-	}
-	users, err := secretUsers(ctx, s.API, s.Env.Stack)
-	if err != nil {
-		return err
-	}
-	plan := planPrune(versions, users, keep)
-	removed := 0
-	for _, p := range plan {
-		switch {
-		case p.Keep != "":
-			fmt.Fprintf(s.Out, "  keep    %s (%s)\n", p.Version.Name, p.Keep)
-		case dryRun:
-			fmt.Fprintf(s.Out, "  remove  %s (would be)\n", p.Version.Name)
-		default:
-			if _, err := s.API.SecretRemove(ctx, p.Version.ID, client.SecretRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-				return fmt.Errorf("remove secret %s: %w", p.Version.Name, err)
-			}
-			removed++
-			fmt.Fprintf(s.Out, "  removed %s\n", p.Version.Name)
 		}
 	}
 	switch {
@@ -446,6 +431,42 @@ func (s *Session) PruneSecrets(ctx context.Context, keep int, dryRun bool) error
 		fmt.Fprintf(s.Out, "Pruned %d secret version(s).\n", removed)
 	}
 	return nil
+}
+
+// pruneStack prunes the secret versions of the session's stack and says
+// how many it removed.
+func (s *Session) pruneStack(ctx context.Context, keep int, dryRun bool) (int, error) {
+	if !dryRun {
+		release, err := s.holdLock(ctx, "secrets:prune of "+s.Env.Name)
+		if err != nil {
+			return 0, err
+		}
+		defer release()
+	}
+	versions, err := listVersions(ctx, s.API, s.Env.Stack)
+	if err != nil {
+		return 0, err
+	}
+	users, err := secretUsers(ctx, s.API, s.Env.Stack)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, p := range planPrune(versions, users, keep) {
+		switch {
+		case p.Keep != "":
+			fmt.Fprintf(s.Out, "  keep    %s (%s)\n", p.Version.Name, p.Keep)
+		case dryRun:
+			fmt.Fprintf(s.Out, "  remove  %s (would be)\n", p.Version.Name)
+		default:
+			if _, err := s.API.SecretRemove(ctx, p.Version.ID, client.SecretRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+				return removed, fmt.Errorf("remove secret %s: %w", p.Version.Name, err)
+			}
+			removed++
+			fmt.Fprintf(s.Out, "  removed %s\n", p.Version.Name)
+		}
+	}
+	return removed, nil
 }
 
 // pruneStep is one version and whether prune keeps it (and why).

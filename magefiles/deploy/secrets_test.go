@@ -246,3 +246,35 @@ func TestReadSecretFrom(t *testing.T) {
 		})
 	}
 }
+
+// With the proxy's certificates from secrets, secrets:prune prunes the
+// proxy stack's versions too: old certificates pile up as they are rotated.
+func TestPruneSecretsProxyStack(t *testing.T) {
+	s, api, out := testSession(t, 0)
+	s.Env.Proxy = &envfile.Proxy{Stack: "proxy", CA: envfile.CASecrets}
+	for i, id := range []string{"c1", "c2", "c3"} {
+		api.AddSecret(versionedSecret(id, "proxy", "tls_certificate", i+1))
+	}
+	api.AddSecret(versionedSecret("o1", "other", "tls_certificate", 1)) // another stack's: not ours
+	api.AddService(withDefaults(swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: "proxy_traefik", Labels: map[string]string{StackLabel: "proxy"}},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "traefik:v3.6",
+			Secrets: []*swarm.SecretReference{{SecretName: "proxy_tls_certificate_v2", SecretID: "c2"}}}},
+	}))
+
+	if err := s.PruneSecrets(t.Context(), 1, false); err != nil {
+		t.Fatalf("prune: %v\n%s", err, out.String())
+	}
+	var left []string
+	for _, sec := range api.Secrets() {
+		left = append(left, sec.ID)
+	}
+	slices.Sort(left)
+	// s1: the app's database_url v1, newest and used; c3 newest; c2 used.
+	if want := []string{"c2", "c3", "o1", "s1"}; !slices.Equal(left, want) {
+		t.Errorf("secrets left %v, want %v\n%s", left, want, out.String())
+	}
+	if !strings.Contains(out.String(), "keep    proxy_tls_certificate_v2 (used by traefik)") || !strings.Contains(out.String(), "Pruned 1 secret version(s).") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
