@@ -293,26 +293,48 @@ func Evaluate(w Watch, o Observation) Progress {
 
 // nodeFault reads the task Swarm's rollback message blames ("update
 // rolled back due to failure or early termination of task <id>") and says
-// why it is its node's doing, or "" when it is not (or cannot be told).
+// why it is a node's doing, or "" when it is not (or cannot be told): the
+// task was on a node that went down or was drained, or a task of its slot
+// was (Swarm replaces a drained node's task in its slot, and may end the
+// slot's new task with it).
 func nodeFault(o Observation, msg string) string {
 	_, id, ok := strings.Cut(msg, "of task ")
 	if !ok {
 		return ""
 	}
 	id = strings.TrimSpace(id)
+	i := slices.IndexFunc(o.Tasks, func(t swarm.Task) bool { return t.ID == id })
+	if i < 0 {
+		return ""
+	}
+	blamed := o.Tasks[i]
+	if why := nodeWhy(o, blamed.NodeID); why != "" {
+		return fmt.Sprintf("task %s %s", shortID(id), why)
+	}
+	if blamed.Slot == 0 {
+		return ""
+	}
 	for _, t := range o.Tasks {
-		if t.ID != id {
-			continue
+		if t.ID != id && t.Slot == blamed.Slot {
+			if why := nodeWhy(o, t.NodeID); why != "" {
+				return fmt.Sprintf("task %s ended with its slot's task %s, which %s", shortID(id), shortID(t.ID), why)
+			}
 		}
-		n, known := o.Nodes[t.NodeID]
-		switch {
-		case !known:
-			return ""
-		case n.Status.State != swarm.NodeStateReady:
-			return fmt.Sprintf("task %s was on node %s, which went %s during the update", shortID(id), nodeName(n), n.Status.State)
-		case n.Spec.Availability != swarm.NodeAvailabilityActive:
-			return fmt.Sprintf("task %s was stopped because node %s was set to %s during the update", shortID(id), nodeName(n), n.Spec.Availability)
-		}
+	}
+	return ""
+}
+
+// nodeWhy says how a node failed an update: "was on node w1, which went
+// down during the update", or "" when it is ready and active (or unknown).
+func nodeWhy(o Observation, nodeID string) string {
+	n, known := o.Nodes[nodeID]
+	switch {
+	case !known:
+		return ""
+	case n.Status.State != swarm.NodeStateReady:
+		return fmt.Sprintf("was on node %s, which went %s during the update", nodeName(n), n.Status.State)
+	case n.Spec.Availability != swarm.NodeAvailabilityActive:
+		return fmt.Sprintf("was stopped because node %s was set to %s during the update", nodeName(n), n.Spec.Availability)
 	}
 	return ""
 }

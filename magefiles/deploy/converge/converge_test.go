@@ -43,6 +43,7 @@ func TestEvaluate(t *testing.T) {
 	}
 	nodes := map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": node("w1", swarm.NodeStateReady), "w2": node("w2", swarm.NodeStateDown)}
 	on := func(t swarm.Task, n string) swarm.Task { t.NodeID = n; return t }
+	inSlot := func(t swarm.Task, slot int) swarm.Task { t.Slot = slot; return t }
 	three := uint64(3)
 	svc3 := func(state swarm.UpdateState, started *time.Time) swarm.Service {
 		s := svc(state, started, "")
@@ -284,6 +285,33 @@ func TestEvaluate(t *testing.T) {
 				Tasks: []swarm.Task{on(oldA, "m1"), on(task("newW1", shut, shut, ""), "w1")}},
 			failed: "Swarm rolled the update back",
 			fault:  "task newW1 was stopped because node w1 was set to drain during the update",
+		},
+		{
+			name: "Swarm rolled back a task whose slot's task was on a drained node: the node's fault",
+			w:    update,
+			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
+				s := svc3(swarm.UpdateStateRollbackStarted, &ours)
+				s.UpdateStatus.Message = "update rolled back due to failure or early termination of task newA"
+				return s
+			}(), Nodes: map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": func() swarm.Node {
+				n := node("w1", swarm.NodeStateReady)
+				n.Spec.Availability = swarm.NodeAvailabilityDrain
+				return n
+			}()},
+				Tasks: []swarm.Task{inSlot(on(task("newA", shut, shut, ""), "m1"), 1), inSlot(on(task("oldW1", shut, shut, ""), "w1"), 1), inSlot(on(oldB, "m1"), 2)}},
+			failed: "Swarm rolled the update back",
+			fault:  "task newA ended with its slot's task oldW1, which was stopped because node w1 was set to drain during the update",
+		},
+		{
+			name: "...but not when the slot's other task is on a ready, active node",
+			w:    update,
+			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
+				s := svc3(swarm.UpdateStateRollbackStarted, &ours)
+				s.UpdateStatus.Message = "update rolled back due to failure or early termination of task newA"
+				return s
+			}(), Nodes: nodes,
+				Tasks: []swarm.Task{inSlot(on(task("newA", shut, swarm.TaskStateFailed, "exit 1"), "m1"), 1), inSlot(on(oldA, "w1"), 1), inSlot(on(task("oldW2", run, run, ""), "w2"), 2)}},
+			failed: "Swarm rolled the update back",
 		},
 		{
 			name: "a rollback for the release's own failing task is not a node's fault",
