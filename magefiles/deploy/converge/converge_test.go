@@ -50,6 +50,14 @@ func TestEvaluate(t *testing.T) {
 		s.Spec.Mode.Replicated.Replicas = &three
 		return s
 	}
+	// rolledBack is Swarm's rollback of our update, blaming task id.
+	rolledBack := func(id string) swarm.Service {
+		s := svc3(swarm.UpdateStateRollbackStarted, &ours)
+		s.UpdateStatus.Message = "update rolled back due to failure or early termination of task " + id
+		return s
+	}
+	drainedW1 := map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": node("w1", swarm.NodeStateReady)}
+	drainedW1["w1"] = func(n swarm.Node) swarm.Node { n.Spec.Availability = swarm.NodeAvailabilityDrain; return n }(drainedW1["w1"])
 	oldC, newC := task("oldC", run, run, ""), task("newC", run, run, "")
 	deadOld := on(task("oldW2", shut, run, ""), "w2") // told to stop; its node cannot say it did
 	global := swarm.Service{Spec: swarm.ServiceSpec{Mode: swarm.ServiceMode{Global: &swarm.GlobalService{}}}}
@@ -273,15 +281,7 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "Swarm rolled back because a drained node's task ended: the node's fault",
 			w:    update,
-			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
-				s := svc3(swarm.UpdateStateRollbackStarted, &ours)
-				s.UpdateStatus.Message = "update rolled back due to failure or early termination of task newW1"
-				return s
-			}(), Nodes: map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": func() swarm.Node {
-				n := node("w1", swarm.NodeStateReady)
-				n.Spec.Availability = swarm.NodeAvailabilityDrain
-				return n
-			}()},
+			o: Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newW1"), Nodes: drainedW1,
 				Tasks: []swarm.Task{on(oldA, "m1"), on(task("newW1", shut, shut, ""), "w1")}},
 			failed: "Swarm rolled the update back",
 			fault:  "task newW1 was stopped because node w1 was set to drain during the update",
@@ -289,15 +289,7 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "Swarm rolled back a task whose slot's task was on a drained node: the node's fault",
 			w:    update,
-			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
-				s := svc3(swarm.UpdateStateRollbackStarted, &ours)
-				s.UpdateStatus.Message = "update rolled back due to failure or early termination of task newA"
-				return s
-			}(), Nodes: map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": func() swarm.Node {
-				n := node("w1", swarm.NodeStateReady)
-				n.Spec.Availability = swarm.NodeAvailabilityDrain
-				return n
-			}()},
+			o: Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newA"), Nodes: drainedW1,
 				Tasks: []swarm.Task{inSlot(on(task("newA", shut, shut, ""), "m1"), 1), inSlot(on(task("oldW1", shut, shut, ""), "w1"), 1), inSlot(on(oldB, "m1"), 2)}},
 			failed: "Swarm rolled the update back",
 			fault:  "task newA ended with its slot's task oldW1, which was stopped because node w1 was set to drain during the update",
@@ -305,22 +297,14 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "...but not when the slot's other task is on a ready, active node",
 			w:    update,
-			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
-				s := svc3(swarm.UpdateStateRollbackStarted, &ours)
-				s.UpdateStatus.Message = "update rolled back due to failure or early termination of task newA"
-				return s
-			}(), Nodes: nodes,
+			o: Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newA"), Nodes: nodes,
 				Tasks: []swarm.Task{inSlot(on(task("newA", shut, swarm.TaskStateFailed, "exit 1"), "m1"), 1), inSlot(on(oldA, "w1"), 1), inSlot(on(task("oldW2", run, run, ""), "w2"), 2)}},
 			failed: "Swarm rolled the update back",
 		},
 		{
-			name: "a rollback for the release's own failing task is not a node's fault",
-			w:    update,
-			o: Observation{Now: t0.Add(10 * time.Second), Service: func() swarm.Service {
-				s := svc3(swarm.UpdateStateRollbackStarted, &ours)
-				s.UpdateStatus.Message = "update rolled back due to failure or early termination of task newA"
-				return s
-			}(), Nodes: nodes, Tasks: []swarm.Task{on(task("newA", shut, swarm.TaskStateFailed, "exit 1"), "m1")}},
+			name:   "a rollback for the release's own failing task is not a node's fault",
+			w:      update,
+			o:      Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newA"), Nodes: nodes, Tasks: []swarm.Task{on(task("newA", shut, swarm.TaskStateFailed, "exit 1"), "m1")}},
 			failed: "Swarm rolled the update back",
 		},
 		{
