@@ -14,9 +14,9 @@ import (
 // then a wait for its containers to go, then the removal of its volumes,
 // which docker stack rm leaves behind. Swarm refuses to remove a network
 // while a task of a removed service on it is still stopping, so a failed
-// docker stack rm is tried again until the stack is gone or the deadline. It has a deadline of its own (the
-// test's context has ended when clean-ups run); what it cannot remove is a
-// test error.
+// docker stack rm is tried again. It has a deadline of its own (the test's
+// context has ended when clean-ups run); what it cannot remove by then is
+// a test error.
 func RemoveStack(t testing.TB, cli *client.Client, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -50,7 +50,8 @@ type Progress struct {
 	Lost    int    // tasks on nodes that are not ready
 	// NodeFault, with Failed, says the failure was a node's, not the
 	// release's: Swarm rolled the update back because the task it blamed
-	// was on a node drained or lost mid-update. Trying again is fair.
+	// (or its slot's other task) was on a node drained or lost mid-update,
+	// or the update stalled on a lost node. Trying again is fair.
 	NodeFault string
 	// Stalled, with NodeFault, says Swarm's update neither finished nor
 	// rolled back: it waits on a task of a lost node, which it does
