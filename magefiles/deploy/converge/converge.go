@@ -91,7 +91,29 @@ const (
 	// node down after a few missed heartbeats (5 s each by default) and
 	// reschedules its tasks then; past this, it will not.
 	LostStall = 90 * time.Second
+	// StallGrace is how long a change waits, once Swarm's update is seen
+	// waiting on a task it can never start (see neverStarts), before it
+	// calls the update stalled: long enough for an update that was not
+	// waiting on that task to finish on its own.
+	StallGrace = 15 * time.Second
 )
+
+// neverStarts says whether t is a task Swarm's updater may wait on
+// forever: one this change made, not yet running, on a node that is not
+// ready, and already given up by Swarm (told to shut down, replaced in its
+// slot). swarmkit's updater waits without a timeout for a task it started
+// to run.
+func (o Observation) neverStarts(w Watch, t swarm.Task) bool {
+	if w.Existing[t.ID] || t.DesiredState == swarm.TaskStateRunning || o.lostNode(t) == "" {
+		return false
+	}
+	switch t.Status.State {
+	case swarm.TaskStateNew, swarm.TaskStateAllocated, swarm.TaskStatePending, swarm.TaskStateAssigned,
+		swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady, swarm.TaskStateStarting:
+		return true
+	}
+	return false
+}
 
 // lostNode says why a task's node cannot be trusted ("" when it can): it
 // is down, disconnected or unknown. Its tasks are neither running nor
@@ -155,12 +177,15 @@ func Evaluate(w Watch, o Observation) Progress {
 	}
 	var updated, healthy, oldRunning, stopping, failures int
 	var lastErr, unplaceable string
-	var lost []string
+	var lost, waitedOn []string
 	for _, t := range o.Tasks {
 		current := upToDate[t.ID]
 		if where := o.lostNode(t); where != "" {
-			if t.DesiredState == swarm.TaskStateRunning || t.Status.State == swarm.TaskStateRunning {
+			switch {
+			case t.DesiredState == swarm.TaskStateRunning || t.Status.State == swarm.TaskStateRunning:
 				lost = append(lost, "task "+shortID(t.ID)+" on "+where)
+			case o.neverStarts(w, t):
+				waitedOn = append(waitedOn, "task "+shortID(t.ID)+" on "+where)
 			}
 			continue
 		}
@@ -226,8 +251,18 @@ func Evaluate(w Watch, o Observation) Progress {
 	if len(lost) > 0 {
 		line += fmt.Sprintf("; %d on a node that is not ready, left for Swarm to replace: %s", len(lost), strings.Join(lost, ", "))
 	}
-	p := Progress{Line: line, LastErr: lastErr, Lost: len(lost)}
+	if len(waitedOn) > 0 {
+		line += "; never to start: " + strings.Join(waitedOn, ", ")
+	}
+	p := Progress{Line: line, LastErr: lastErr, Lost: len(lost) + len(waitedOn)}
 	countsOK := updated == desired && oldRunning == 0 && stopping == 0
+	if len(waitedOn) > 0 && !countsOK && !w.Restore && ours && st.State == swarm.UpdateStateUpdating &&
+		!o.LostSince.IsZero() && o.Now.Sub(o.LostSince) >= StallGrace {
+		p.Failed = fmt.Sprintf("%s: Swarm's update waits on %s, which it has replaced and will never start",
+			unfinished(updated, desired, oldRunning, stopping), strings.Join(waitedOn, ", "))
+		p.NodeFault, p.Stalled = "Swarm's update waits on "+strings.Join(waitedOn, ", "), true
+		return p
+	}
 	// Swarm's update can wait forever on a task of a node that is gone.
 	// When the spec's replicas run on nodes that are ready, the change is
 	// done whatever Swarm's update says; when they do not for LostStall,

@@ -50,6 +50,17 @@ func TestEvaluate(t *testing.T) {
 		s.Spec.Mode.Replicated.Replicas = &three
 		return s
 	}
+	// stalledTasks is what Swarm showed when its updater placed a task on
+	// a node that went down before the task started: Swarm replaced it in
+	// its slot (new1) but the updater waits for it, and slot 1's old task
+	// (oldA) runs on.
+	stalledCurrent := []swarm.Task{
+		inSlot(on(task("stuck", shut, swarm.TaskStateAssigned, ""), "w2"), 1),
+		inSlot(on(task("new1", run, run, ""), "w1"), 1), inSlot(on(task("new3", run, run, ""), "m1"), 3),
+	}
+	stalledTasks := append([]swarm.Task{
+		inSlot(on(oldA, "w1"), 1), inSlot(on(task("old2", run, run, ""), "m1"), 2), inSlot(on(task("oldB", shut, run, ""), "w2"), 3),
+	}, stalledCurrent...)
 	// rolledBack is Swarm's rollback of our update, blaming task id.
 	rolledBack := func(id string) swarm.Service {
 		s := svc3(swarm.UpdateStateRollbackStarted, &ours)
@@ -277,6 +288,28 @@ func TestEvaluate(t *testing.T) {
 				Tasks:    []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")},
 				UpToDate: []swarm.Task{on(newA, "m1"), on(newB, "w1"), on(task("newW2", run, run, ""), "w2")}},
 			failed: "only 2 of 3 tasks of the spec run on ready nodes 1m30s after a node went down",
+		},
+		{
+			name: "Swarm's update waits on a task it placed on a node that then went down: wait a little",
+			w:    update,
+			o: Observation{Now: t0.Add(40 * time.Second), LostSince: t0.Add(30 * time.Second), Service: svc3(swarm.UpdateStateUpdating, &ours), Nodes: nodes,
+				Tasks: stalledTasks, UpToDate: stalledCurrent},
+			lineHas: "2/3 updated, 4/3 healthy (updating); 1 on a node that is not ready, left for Swarm to replace: task oldB on node w2 (down); never to start: task stuck on node w2 (down)",
+		},
+		{
+			name: "...then call it stalled, at once rather than after LostStall",
+			w:    update,
+			o: Observation{Now: t0.Add(30*time.Second + StallGrace), LostSince: t0.Add(30 * time.Second), Service: svc3(swarm.UpdateStateUpdating, &ours), Nodes: nodes,
+				Tasks: stalledTasks, UpToDate: stalledCurrent},
+			failed: "2 task(s) of the previous spec still run on ready nodes: Swarm's update waits on task stuck on node w2 (down), which it has replaced and will never start",
+			fault:  "Swarm's update waits on task stuck on node w2 (down)", stalled: true,
+		},
+		{
+			name: "...but not for such a task of an earlier change",
+			w:    Watch{Name: "app", Rolling: true, Before: &earlier, Applied: t0, Existing: map[string]bool{"oldA": true, "oldB": true, "stuck": true}},
+			o: Observation{Now: t0.Add(30*time.Second + StallGrace), LostSince: t0.Add(30 * time.Second), Service: svc3(swarm.UpdateStateUpdating, &ours), Nodes: nodes,
+				Tasks: stalledTasks, UpToDate: stalledCurrent},
+			lineHas: "2/3 updated, 4/3 healthy (updating)",
 		},
 		{
 			name: "Swarm rolled back because a drained node's task ended: the node's fault",
