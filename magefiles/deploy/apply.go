@@ -112,10 +112,20 @@ func (s *Session) apply(ctx context.Context, plan *Plan, live *Live, applied *Ap
 // waits for that rollback, sends the same update once more, and waits for
 // the phase again. An update that stalled on a lost node's task, which
 // Swarm neither finishes nor rolls back, is first rolled back here: a new
-// update is the only thing that ends Swarm's wait. A second failure stands.
+// update is the only thing that ends Swarm's wait. An update Swarm
+// completed with a slot run twice gets its own spec again, which makes
+// Swarm's updater stop the extra task. A second failure stands.
 func (s *Session) updateAgain(ctx context.Context, nf *converge.NodeFaultError, changes []ServiceChange, applied *Applied, co converge.Options) error {
 	i := slices.IndexFunc(changes, func(c ServiceChange) bool { return c.Name == nf.Watch.Name })
 	again := i >= 0 && changes[i].Action == Update
+	if nf.Surplus {
+		fmt.Fprintf(s.Out, "Swarm completed the update of %s but runs a slot twice: sending the same spec again, which makes it stop the extra task\n", nf.Watch.Name)
+		r, err := s.API.ServiceInspect(ctx, nf.Watch.ID, client.ServiceInspectOptions{})
+		if err != nil {
+			return fmt.Errorf("%w; then: inspect %s: %w", nf, nf.Watch.Name, err)
+		}
+		return s.sendAgain(ctx, nf, r.Service, r.Service.Spec, applied, co)
+	}
 	back := converge.Watch{Name: nf.Watch.Name, ID: nf.Watch.ID, Restore: true}
 	if nf.Stalled {
 		if !again {
@@ -148,11 +158,18 @@ func (s *Session) updateAgain(ctx context.Context, nf *converge.NodeFaultError, 
 	if err != nil {
 		return fmt.Errorf("%w; then: inspect %s: %w", nf, nf.Watch.Name, err)
 	}
-	w := converge.Watch{Name: nf.Watch.Name, ID: nf.Watch.ID, Rolling: true, Before: startedAt(r.Service)}
+	return s.sendAgain(ctx, nf, r.Service, *changes[i].New, applied, co)
+}
+
+// sendAgain updates svc to spec once more for nf's sake and waits for the
+// phase's services again, watching svc anew.
+func (s *Session) sendAgain(ctx context.Context, nf *converge.NodeFaultError, svc swarm.Service, spec swarm.ServiceSpec, applied *Applied, co converge.Options) error {
+	w := converge.Watch{Name: nf.Watch.Name, ID: nf.Watch.ID, Rolling: true, Before: startedAt(svc)}
+	var err error
 	if w.Existing, err = taskIDs(ctx, s.API, nf.Watch.ID); err != nil {
 		return fmt.Errorf("%w; then: %w", nf, err)
 	}
-	if err := updateService(ctx, s.API, nf.Watch.ID, r.Service.Version, *changes[i].New, s.Auth); err != nil {
+	if err := updateService(ctx, s.API, nf.Watch.ID, svc.Version, spec, s.Auth); err != nil {
 		return fmt.Errorf("%w; then the update again: %w", nf, err)
 	}
 	w.Applied = time.Now()

@@ -95,3 +95,26 @@ func TestStalledForANodeIsRolledBackAndTriedAgain(t *testing.T) {
 		t.Errorf("the service runs %s, want v3", got.Spec.TaskTemplate.ContainerSpec.Image)
 	}
 }
+
+// An update Swarm completed with a slot run twice (a drained node's task
+// replaced as the updater also filled its slot) gets its own spec once
+// more, with no rollback: that makes Swarm's updater stop the extra task.
+func TestSurplusIsSentAgain(t *testing.T) {
+	s, api, out := testSession(t, 1)
+	app, _ := api.Service("svc_app")
+	api.Calls = nil
+	applied := newApplied("c1")
+	applied.Watches = []converge.Watch{{Name: "app", ID: app.ID, Rolling: true}}
+	nf := &converge.NodeFaultError{Watch: applied.Watches[0], Why: "Swarm runs a slot twice", Err: errors.New("app: surplus"), Surplus: true}
+	changes := []ServiceChange{{Name: "app", Action: Update, Old: &app.Spec, New: &app.Spec, Rolling: true}}
+
+	if err := s.updateAgain(t.Context(), nf, changes, applied, converge.Options{Deadline: time.Minute, Poll: time.Millisecond, Out: out}); err != nil {
+		t.Fatalf("update again: %v\n%s", err, out.String())
+	}
+	if want := []string{"update svc_app image=" + app.Spec.TaskTemplate.ContainerSpec.Image}; !slices.Equal(api.Calls, want) {
+		t.Errorf("calls %q, want %q", api.Calls, want)
+	}
+	if !strings.Contains(out.String(), "runs a slot twice: sending the same spec again") {
+		t.Errorf("the output does not say why it sent the spec again:\n%s", out.String())
+	}
+}

@@ -57,6 +57,11 @@ type Progress struct {
 	// rolled back: it waits on a task of a lost node, which it does
 	// forever. Only a new update (a rollback, say) replaces it.
 	Stalled bool
+	// Surplus, with NodeFault, says Swarm completed the update but runs
+	// more tasks of the spec than its replicas (one slot twice, after a
+	// node's task was replaced): the same spec sent again makes Swarm's
+	// updater stop the extra one.
+	Surplus bool
 }
 
 // Observation is what one poll sees of a service.
@@ -72,6 +77,9 @@ type Observation struct {
 	// LostSince is when the wait first saw one of the service's tasks on
 	// a node that is not ready; zero while it has not.
 	LostSince time.Time
+	// ChangedAt is when the wait last saw the service's progress change;
+	// zero before its first observation.
+	ChangedAt time.Time
 }
 
 // Fail-fast thresholds. A task that fails several times in one deploy, a
@@ -296,6 +304,14 @@ func Evaluate(w Watch, o Observation) Progress {
 		return p
 	}
 
+	if ours && st.State == swarm.UpdateStateCompleted && oldRunning == 0 && stopping == 0 && updated > desired &&
+		!o.ChangedAt.IsZero() && o.Now.Sub(o.ChangedAt) >= StallGrace {
+		// Seen after a node was drained mid-update: Swarm replaced its
+		// task in the slot the updater also filled, and keeps both.
+		p.Failed = fmt.Sprintf("Swarm completed the update with %d task(s) of the spec more than its %d replicas, and kept them for %s", updated-desired, desired, StallGrace)
+		p.NodeFault, p.Surplus = "Swarm runs a slot twice", true
+		return p
+	}
 	if ours {
 		switch st.State {
 		case swarm.UpdateStateRollbackStarted, swarm.UpdateStateRollbackPaused, swarm.UpdateStateRollbackCompleted:
@@ -551,6 +567,9 @@ type NodeFaultError struct {
 	// Stalled: Swarm did not roll the update back, it stalled; the caller
 	// must ask for the rollback before it tries again.
 	Stalled bool
+	// Surplus: Swarm completed the update with a slot run twice; the
+	// caller may send the same spec again.
+	Surplus bool
 }
 
 func (e *NodeFaultError) Error() string { return e.Err.Error() + " (" + e.Why + ")" }
@@ -605,6 +624,7 @@ func Wait(ctx context.Context, api Observer, watches []Watch, o Options) error {
 	last := make([]Progress, len(watches))
 	done := make([]bool, len(watches))
 	lostSince := make([]time.Time, len(watches))
+	changedAt := make([]time.Time, len(watches))
 	blip := Blip{Window: o.Blip}
 	deadlineErr := func() error {
 		var waiting []string
@@ -645,7 +665,7 @@ func Wait(ctx context.Context, api Observer, watches []Watch, o Options) error {
 				break // wait a poll, then ask again
 			}
 			blip.OK()
-			obs.LostSince = lostSince[i]
+			obs.LostSince, obs.ChangedAt = lostSince[i], changedAt[i]
 			p := Evaluate(w, obs)
 			switch {
 			case p.Lost == 0:
@@ -655,12 +675,13 @@ func Wait(ctx context.Context, api Observer, watches []Watch, o Options) error {
 			}
 			if p.Line != last[i].Line {
 				fmt.Fprintf(o.Out, "  [%3.0fs] %s\n", time.Since(start).Seconds(), p.Line)
+				changedAt[i] = obs.Now
 			}
 			last[i] = p
 			if p.Failed != "" {
 				err := fmt.Errorf("%s: %s", w.Name, p.Failed)
 				if p.NodeFault != "" {
-					return &NodeFaultError{Watch: w, Why: p.NodeFault, Err: err, Stalled: p.Stalled}
+					return &NodeFaultError{Watch: w, Why: p.NodeFault, Err: err, Stalled: p.Stalled, Surplus: p.Surplus}
 				}
 				return err
 			}

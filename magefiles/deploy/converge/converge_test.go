@@ -61,6 +61,10 @@ func TestEvaluate(t *testing.T) {
 	stalledTasks := append([]swarm.Task{
 		inSlot(on(oldA, "w1"), 1), inSlot(on(task("old2", run, run, ""), "m1"), 2), inSlot(on(task("oldB", shut, run, ""), "w2"), 3),
 	}, stalledCurrent...)
+	// twice is what Swarm showed after a node was drained mid-update:
+	// slot 1 run by its replacement and by the updater's task.
+	twice := []swarm.Task{inSlot(on(newA, "m1"), 1), inSlot(on(task("newA2", run, run, ""), "w1"), 1),
+		inSlot(on(newB, "w1"), 2), inSlot(on(task("newC", run, run, ""), "m1"), 3)}
 	// rolledBack is Swarm's rollback of our update, blaming task id.
 	rolledBack := func(id string) swarm.Service {
 		s := svc3(swarm.UpdateStateRollbackStarted, &ours)
@@ -84,6 +88,7 @@ func TestEvaluate(t *testing.T) {
 		failed  string // substring of the failure; "" for none
 		fault   string // the node fault it is put down to; "" for none
 		stalled bool   // Swarm's update stalled rather than rolled back
+		surplus bool   // Swarm completed with a slot run twice
 		lineHas string
 	}{
 		{
@@ -312,6 +317,21 @@ func TestEvaluate(t *testing.T) {
 			lineHas: "2/3 updated, 4/3 healthy (updating)",
 		},
 		{
+			name: "Swarm completed the update but runs a slot twice: not done, and not yet a failure",
+			w:    update,
+			o: Observation{Now: t0.Add(10 * time.Second), ChangedAt: t0, Service: svc3(swarm.UpdateStateCompleted, &ours), Nodes: nodes,
+				Tasks: twice, UpToDate: twice},
+			lineHas: "4/3 updated, 4/3 healthy (completed)",
+		},
+		{
+			name: "...and once it has kept it so for StallGrace, a failure to send the spec again for",
+			w:    update,
+			o: Observation{Now: t0.Add(StallGrace), ChangedAt: t0, Service: svc3(swarm.UpdateStateCompleted, &ours), Nodes: nodes,
+				Tasks: twice, UpToDate: twice},
+			failed: "Swarm completed the update with 1 task(s) of the spec more than its 3 replicas, and kept them for 15s",
+			fault:  "Swarm runs a slot twice", surplus: true,
+		},
+		{
 			name: "Swarm rolled back because a drained node's task ended: the node's fault",
 			w:    update,
 			o: Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newW1"), Nodes: drainedW1,
@@ -395,6 +415,9 @@ func TestEvaluate(t *testing.T) {
 			}
 			if p.Stalled != tt.stalled {
 				t.Errorf("stalled %v, want %v", p.Stalled, tt.stalled)
+			}
+			if p.Surplus != tt.surplus {
+				t.Errorf("surplus %v, want %v", p.Surplus, tt.surplus)
 			}
 			if tt.lineHas != "" && !strings.Contains(p.Line, tt.lineHas) {
 				t.Errorf("line %q, want %q", p.Line, tt.lineHas)
