@@ -99,10 +99,10 @@ const (
 	// node down after a few missed heartbeats (5 s each by default) and
 	// reschedules its tasks then; past this, it will not.
 	LostStall = 90 * time.Second
-	// StallGrace is how long a change waits, once Swarm's update is seen
-	// waiting on a task it can never start (see neverStarts), before it
-	// calls the update stalled: long enough for an update that was not
-	// waiting on that task to finish on its own.
+	// StallGrace is how long a change waits before it calls Swarm's update
+	// stuck, once it is seen waiting on a task it can never start (see
+	// neverStarts) or completed with a slot run twice: long enough for
+	// Swarm to sort either out on its own, were it going to.
 	StallGrace = 15 * time.Second
 )
 
