@@ -89,6 +89,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if check == nil {
 		check = want200
 	}
+	// The clock starts before the deadline is set, so a run bounded by
+	// Duration never reports less than Duration.
+	start := time.Now()
 	runCtx := ctx
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
@@ -99,7 +102,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var mu sync.Mutex
 	var res Result
 	var wg sync.WaitGroup
-	start := time.Now()
 	for range workers {
 		wg.Go(func() {
 			// Each worker keeps its own latencies: no lock per request.

@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -258,7 +259,11 @@ func TestLocalEngine(t *testing.T) {
 			if err != nil {
 				return
 			}
-			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nApi-Version: 1.41\r\n\r\n{}"))
+			// Read the request first: closing before the client has
+			// written it fails the client's write (broken pipe).
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nApi-Version: 1.41\r\n\r\n{}"))
+			}
 			c.Close()
 		}
 	}()
