@@ -139,8 +139,8 @@ func (l layout) sweep() error {
 	var errs []error
 	// A process in uninterruptible sleep (a mount or disk write on a
 	// loaded machine) dies only when that ends: seconds, more than 20 on
-	// these 2-core machines under a full test run.
-	deadline := time.Now().Add(time.Minute)
+	// these 2-core machines under a full test run, once more than 60.
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		pids := l.processes()
 		if len(pids) == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -169,7 +170,7 @@ func (s *Session) sendAgain(ctx context.Context, nf *converge.NodeFaultError, sv
 	if w.Existing, err = taskIDs(ctx, s.API, nf.Watch.ID); err != nil {
 		return fmt.Errorf("%w; then: %w", nf, err)
 	}
-	if err := updateService(ctx, s.API, nf.Watch.ID, svc.Version, spec, s.Auth); err != nil {
+	if err := updateService(ctx, s.API, svc, spec, s.Auth); err != nil {
 		return fmt.Errorf("%w; then the update again: %w", nf, err)
 	}
 	w.Applied = time.Now()
@@ -225,7 +226,7 @@ func (s *Session) applyServices(ctx context.Context, stack string, changes []Ser
 				break
 			}
 			w.Before = startedAt(svc)
-			err = updateService(ctx, s.API, svc.ID, svc.Version, *c.New, s.Auth)
+			err = updateService(ctx, s.API, svc, *c.New, s.Auth)
 		case Remove:
 			svc := live.Services[c.Name]
 			a.Kept[c.Name], a.IDs[c.Name], w.ID, w.Gone = c.Old, svc.ID, svc.ID, true
@@ -280,14 +281,31 @@ func createService(ctx context.Context, api serviceCreator, spec swarm.ServiceSp
 
 type serviceUpdater interface {
 	ServiceUpdate(ctx context.Context, serviceID string, options client.ServiceUpdateOptions) (client.ServiceUpdateResult, error)
+	ServiceInspect(ctx context.Context, serviceID string, options client.ServiceInspectOptions) (client.ServiceInspectResult, error)
 }
 
-func updateService(ctx context.Context, api serviceUpdater, id string, version swarm.Version, spec swarm.ServiceSpec, auth authFunc) error {
+// updateService sends spec as svc's new spec, at the version svc was read
+// at. Swarm moves a service's version when it writes the service's update
+// status (an earlier update finishing after svc was read, say): when only
+// the version moved, the update is sent once more at the new one; when the
+// spec moved too, someone else changed the service, and Swarm's refusal
+// stands.
+func updateService(ctx context.Context, api serviceUpdater, svc swarm.Service, spec swarm.ServiceSpec, auth authFunc) error {
 	a, err := auth(ctx, spec.TaskTemplate.ContainerSpec.Image)
 	if err != nil {
 		return err
 	}
-	_, err = api.ServiceUpdate(ctx, id, client.ServiceUpdateOptions{Version: version, Spec: spec, EncodedRegistryAuth: a})
+	o := client.ServiceUpdateOptions{Version: svc.Version, Spec: spec, EncodedRegistryAuth: a}
+	_, err = api.ServiceUpdate(ctx, svc.ID, o)
+	if err == nil || !strings.Contains(err.Error(), "update out of sequence") {
+		return err
+	}
+	now, ierr := api.ServiceInspect(ctx, svc.ID, client.ServiceInspectOptions{})
+	if ierr != nil || !reflect.DeepEqual(now.Service.Spec, svc.Spec) {
+		return err
+	}
+	o.Version = now.Service.Version
+	_, err = api.ServiceUpdate(ctx, svc.ID, o)
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/fractionate/service-template/magefiles/deploy/converge"
+	"github.com/fractionate/service-template/magefiles/deploy/internal/fakeswarm"
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 )
 
@@ -116,5 +117,46 @@ func TestSurplusIsSentAgain(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "runs a slot twice: sending the same spec again") {
 		t.Errorf("the output does not say why it sent the spec again:\n%s", out.String())
+	}
+}
+
+// Swarm moves a service's version when it writes its update status (an
+// earlier update finishing after the deploy read the service): the update
+// is sent again at the new version. When the spec moved too, someone else
+// changed the service, and Swarm's refusal stands.
+func TestUpdateServiceOutOfSequence(t *testing.T) {
+	tests := []struct {
+		name    string
+		between func(api *fakeswarm.Engine, read swarm.Service)
+		wantErr string
+	}{
+		{"only the version moved", func(api *fakeswarm.Engine, _ swarm.Service) { api.Touch("svc_app") }, ""},
+		{"the spec moved too", func(api *fakeswarm.Engine, read swarm.Service) {
+			other := read.Spec
+			other.Labels = map[string]string{StackLabel: "svc", "changed": "by someone else"}
+			if _, err := api.ServiceUpdate(t.Context(), read.ID, clientUpdate(other)); err != nil {
+				t.Fatal(err)
+			}
+		}, "update out of sequence"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, api, _ := testSession(t, 1)
+			read, _ := api.Service("svc_app")
+			tt.between(api, read)
+			spec := read.Spec
+			spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{Image: "registry.example/app:v3@" + digestV3}
+			err := updateService(t.Context(), api, read, spec, noAuth)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("update: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("update: %v, want %q", err, tt.wantErr)
+			}
+			now, _ := api.Service("svc_app")
+			if got := now.Spec.TaskTemplate.ContainerSpec.Image == spec.TaskTemplate.ContainerSpec.Image; got != (tt.wantErr == "") {
+				t.Errorf("the service runs %s", now.Spec.TaskTemplate.ContainerSpec.Image)
+			}
+		})
 	}
 }

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 
 	"github.com/fractionate/service-template/internal/secret"
 	"github.com/fractionate/service-template/magefiles/deploy/endpoint"
 	"github.com/fractionate/service-template/magefiles/deploy/envfile"
+	"github.com/fractionate/service-template/magefiles/deploy/internal/fakeswarm"
 	"github.com/fractionate/service-template/magefiles/deploy/ledger"
 	"github.com/fractionate/service-template/magefiles/deploy/notify"
 )
@@ -338,5 +340,37 @@ func TestEndpointLineNamesTheFailover(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "ok    endpoint   ssh://m2 answers (Docker fake); passed over: ssh://m1 does not answer: connection refused") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// A manager that cannot read its own Swarm (no leader: the engine puts the
+// reason in Info's Swarm.Error, or its Raft reads time out) is a lost
+// quorum too: refused at preflight, nothing changed.
+func TestLeaderlessManagerIsLostQuorum(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(api *fakeswarm.Engine)
+	}{
+		{"Info says the Swarm has no leader", func(api *fakeswarm.Engine) {
+			info, _ := api.Info(t.Context(), client.InfoOptions{})
+			info.Info.Swarm.Error = "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online."
+			api.SystemInfo = &info.Info
+		}},
+		{"the Raft store does not answer in time", func(api *fakeswarm.Engine) {
+			api.Err = map[string]error{"NodeList": errors.New("rpc error: code = DeadlineExceeded desc = context deadline exceeded")}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, api, out := testSession(t, 0)
+			tt.set(api)
+			err := s.Scale(t.Context(), "app", 1, false)
+			if exitCode(err) != ExitRefused || !strings.Contains(out.String(), "has lost quorum: it has no leader") {
+				t.Fatalf("exit %d: %v\n%s", exitCode(err), err, out.String())
+			}
+			if len(api.Calls) != 0 {
+				t.Errorf("changes made without quorum: %v", api.Calls)
+			}
+		})
 	}
 }

@@ -115,6 +115,12 @@ func (s *Session) checkManager(ctx context.Context, cs *Checks) (time.Time, bool
 	if sw.Cluster != nil {
 		id = sw.Cluster.ID
 	}
+	if sw.Error != "" {
+		// What the manager could not read of its own Swarm: on a Swarm
+		// without a leader, that it has none.
+		cs.Add("swarm", "", quorumError(fmt.Errorf("the manager cannot read its Swarm: %s", sw.Error), short(id, 12), sw.Managers))
+		return time.Time{}, false
+	}
 	// A manager answers for itself even when the Swarm has no leader; only
 	// a call that needs the Raft store, or the managers' reachability,
 	// tells. Nothing can change then.
@@ -354,7 +360,9 @@ const quorumFix = "bring the managers back (or, with one surviving manager, run 
 // store takes no write and may answer no read.
 func quorumError(err error, swarmID string, managers int) error {
 	msg := err.Error()
-	for _, s := range []string{"does not have a leader", "no elected cluster leader", "lost leader status", "raft: failed to process the request"} {
+	// The last: a manager's own Raft store not answering within the
+	// engine's bound on a Swarm request, as one without a leader does.
+	for _, s := range []string{"does not have a leader", "no elected cluster leader", "lost leader status", "raft: failed to process the request", "code = DeadlineExceeded"} {
 		if strings.Contains(msg, s) {
 			of := "its managers"
 			if managers > 0 {

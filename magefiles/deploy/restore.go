@@ -146,7 +146,7 @@ func restore(ctx context.Context, api restoreAPI, stack string, a *Applied, auth
 		case restoreUpdate:
 			fmt.Fprintf(o.Out, "  updating %s to its kept spec\n", full)
 			if w.Existing, err = taskIDs(ctx, api, step.Svc.ID); err == nil {
-				err = updateService(ctx, api, step.Svc.ID, step.Svc.Version, step.Spec, auth)
+				err = updateService(ctx, api, step.Svc, step.Spec, auth)
 			}
 		}
 		if err != nil {

@@ -85,25 +85,44 @@ func (c *Connection) Close() error {
 	return err
 }
 
-// chooseTimeout bounds how long one manager may take to answer before
-// the next one is tried.
+// chooseTimeout bounds how long one manager may take to answer a ping
+// before the next one is tried. One that answers then has ResponseTimeout
+// to say what it is: a manager of a Swarm without a leader takes the
+// engine's own bound on a Swarm request (20 s), twice, to answer /info.
 var chooseTimeout = 10 * time.Second
 
 // Choose makes the first candidate that answers as a Swarm manager the
 // connection's, when the environment names several; notes say which were
-// passed over and why. When none answers, the first stays chosen, and the
-// change's own check says why it does not answer.
+// passed over and why. When none does, the first that answered at all is
+// chosen (the change's own checks then say what is wrong with it, a lost
+// quorum say), or else the first.
 func (c *Connection) Choose(ctx context.Context) (notes []string) {
 	if len(c.candidates) < 2 {
 		return nil
 	}
+	chosen := c.candidates[0]
+	answered := false
 	for _, cand := range c.candidates {
-		cctx, cancel := context.WithTimeout(ctx, chooseTimeout)
-		info, err := cand.cli.Info(cctx, client.InfoOptions{})
+		pctx, cancel := context.WithTimeout(ctx, chooseTimeout)
+		_, err := cand.cli.Ping(pctx, client.PingOptions{})
+		cancel()
+		if err != nil {
+			cause := Cause(err)
+			if errors.Is(err, context.DeadlineExceeded) {
+				cause = fmt.Sprintf("no answer within %s", chooseTimeout)
+			}
+			notes = append(notes, fmt.Sprintf("%s does not answer: %s", cand.ep.Host, cause))
+			continue
+		}
+		if !answered {
+			chosen, answered = cand, true
+		}
+		ictx, cancel := context.WithTimeout(ctx, ResponseTimeout)
+		info, err := cand.cli.Info(ictx, client.InfoOptions{})
 		cancel()
 		switch {
 		case err != nil:
-			notes = append(notes, fmt.Sprintf("%s does not answer: %s", cand.ep.Host, Cause(err)))
+			notes = append(notes, fmt.Sprintf("%s answers, but not with what it is: %s", cand.ep.Host, Cause(err)))
 		case info.Info.Swarm.LocalNodeState != swarm.LocalNodeStateActive || !info.Info.Swarm.ControlAvailable:
 			notes = append(notes, fmt.Sprintf("%s is not a Swarm manager (node state %s)", cand.ep.Host, info.Info.Swarm.LocalNodeState))
 		default:
@@ -111,7 +130,7 @@ func (c *Connection) Choose(ctx context.Context) (notes []string) {
 			return notes
 		}
 	}
-	c.Client, c.Endpoint = c.candidates[0].cli, c.candidates[0].ep
+	c.Client, c.Endpoint = chosen.cli, chosen.ep
 	return notes
 }
 

@@ -350,3 +350,40 @@ func TestChooseFailsOver(t *testing.T) {
 		t.Errorf("DEPLOY_HOST's list: chose %+v", d.Endpoint)
 	}
 }
+
+// A manager of a Swarm without a leader answers a ping but takes long to
+// answer /info: when no candidate answers as a manager, the one that
+// answered at all is chosen, so the change's checks can say what is wrong
+// with it (rather than that the first, dead one does not answer).
+func TestChooseKeepsTheOneThatAnswers(t *testing.T) {
+	old := ResponseTimeout
+	ResponseTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { ResponseTimeout = old })
+	sock := filepath.Join(t.TempDir(), "slow.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		if strings.HasSuffix(r.URL.Path, "/info") {
+			<-r.Context().Done() // as a leaderless manager: no answer in time
+		}
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	down, slow := "unix://"+filepath.Join(t.TempDir(), "gone.sock"), "unix://"+sock
+
+	c, err := Connect(&envfile.Environment{Name: "prod", Endpoints: []string{down, slow}}, true, getenvMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	notes := c.Choose(t.Context())
+	if c.Endpoint.Host != slow {
+		t.Fatalf("chose %s, want the one that answered, %s (notes %q)", c.Endpoint.Host, slow, notes)
+	}
+	if len(notes) != 2 || !strings.Contains(notes[0], "does not answer: no such socket") || !strings.Contains(notes[1], "answers, but not with what it is") {
+		t.Errorf("notes %q", notes)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -368,6 +369,16 @@ func (f *Engine) Service(name string) (swarm.Service, bool) {
 	return f.services[i], true
 }
 
+// Touch moves a service's version as Swarm does when it writes the
+// service's update status, its spec unchanged.
+func (f *Engine) Touch(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := f.findService(name); i >= 0 {
+		f.services[i].Version.Index++
+	}
+}
+
 func (f *Engine) ServiceCreate(ctx context.Context, o client.ServiceCreateOptions) (client.ServiceCreateResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -426,6 +437,9 @@ func (f *Engine) ServiceUpdate(ctx context.Context, id string, o client.ServiceU
 		return client.ServiceUpdateResult{}, cerrdefs.ErrInvalidArgument.WithMessage("rpc error: code = InvalidArgument desc = mismatch") // what the engine says to an empty spec
 	}
 	s := &f.services[i]
+	if o.Version.Index != 0 && o.Version.Index != s.Version.Index {
+		return client.ServiceUpdateResult{}, errors.New("rpc error: code = Unknown desc = update out of sequence") // the engine's words
+	}
 	prev := s.Spec
 	now := f.now()
 	if o.Rollback == "previous" {
