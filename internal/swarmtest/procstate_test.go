@@ -15,7 +15,7 @@ func TestProcState(t *testing.T) {
 	}
 	cmd := exec.Command("true")
 	if err := cmd.Start(); err != nil {
-		t.Skipf("cannot start a child: %v", err)
+		t.Fatalf("start a child: %v", err)
 	}
 	pid := cmd.Process.Pid
 	for range 200 { // until it has exited and is not yet reaped
