@@ -36,25 +36,53 @@ func listenIn(nsPath, addr string) (net.Listener, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		// The thread enters the namespace and is never given back: a
-		// goroutine that returns while locked takes its thread with it, so
-		// no other goroutine ever runs in the node's namespace.
-		runtime.LockOSThread()
-		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		var r result
+		err := inNetNS(nsPath, func() error {
+			r.l, r.err = (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
+			return nil
+		})
 		if err != nil {
-			ch <- result{err: fmt.Errorf("open %s: %w", nsPath, err)}
-			return
+			r.err = err
 		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("enter %s: %w", nsPath, err)}
-			return
-		}
-		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
-		ch <- result{l, err}
+		ch <- r
 	}()
 	r := <-ch
 	return r.l, r.err
+}
+
+// inNetNS runs fn on the calling goroutine's thread inside the network
+// namespace at nsPath, then puts the thread back in the namespace it was
+// in. A thread left inside must never run another goroutine; Go ends such
+// a thread when its goroutine returns, except the process's main thread,
+// which it parks instead: the whole process then reads as a member of the
+// namespace (/proc/PID/ns/net is the main thread's), and a bed's sweep
+// took the test process for a survivor of its SIGKILL. So when the way
+// back fails the thread stays locked, and callers run inNetNS on a
+// goroutine of its own.
+func inNetNS(nsPath string, fn func() error) error {
+	runtime.LockOSThread()
+	home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open this thread's network namespace: %w", err)
+	}
+	defer unix.Close(home)
+	fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open %s: %w", nsPath, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter %s: %w", nsPath, err)
+	}
+	fnErr := fn()
+	if err := unix.Setns(home, unix.CLONE_NEWNET); err != nil {
+		return errors.Join(fnErr, fmt.Errorf("leave %s: %w", nsPath, err))
+	}
+	runtime.UnlockOSThread()
+	return fnErr
 }
 
 // serve forwards every connection l accepts to target, dialled from this

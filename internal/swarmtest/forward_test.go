@@ -2,12 +2,16 @@ package swarmtest
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // echoServer answers each line with the line upper-cased, and closes
@@ -117,4 +121,66 @@ func TestListenIn(t *testing.T) {
 	if _, err := listenIn("/nonexistent/ns", "127.0.0.1:0"); err == nil {
 		t.Error("listenIn of a missing namespace succeeded")
 	}
+}
+
+// inNetNS runs its function inside the namespace and puts the thread back
+// where it was: a thread left inside once made the whole test process look
+// like a survivor of a bed's sweep.
+func TestInNetNSGoesBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		// plain skip: making a network namespace needs root; no Docker involved.
+		t.Skip("making a network namespace needs root")
+	}
+	// A namespace of its own, held by a thread that waits until the test ends.
+	nsPath := make(chan string)
+	release := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Errorf("unshare: %v", err)
+			close(nsPath)
+			return
+		}
+		nsPath <- fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		<-release
+	}()
+	path, ok := <-nsPath
+	if !ok {
+		return
+	}
+	defer close(release)
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	home := nsInode(t, "/proc/thread-self/ns/net")
+	target := nsInode(t, path)
+	if home == target {
+		t.Fatal("the new namespace is this thread's own")
+	}
+	var inside uint64
+	err := inNetNS(path, func() error {
+		inside = nsInode(t, "/proc/thread-self/ns/net")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside != target {
+		t.Errorf("the function ran in namespace %d, want %d", inside, target)
+	}
+	if now := nsInode(t, "/proc/thread-self/ns/net"); now != home {
+		t.Errorf("after inNetNS the thread is in namespace %d, want its own %d", now, home)
+	}
+	if err := inNetNS("/nonexistent/ns", func() error { return nil }); err == nil {
+		t.Error("inNetNS of a missing namespace succeeded")
+	}
+}
+
+func nsInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatalf("stat %s: %v", path, err)
+	}
+	return st.Ino
 }

@@ -636,8 +636,9 @@ func launch(cmd *exec.Cmd) (*proc, error) {
 
 // The parent death signal fires when the thread that started the child
 // ends, not the process (golang/go#27505), and Go ends threads: one
-// locked by a goroutine that returns (as listenIn's do). So children are
-// started from one thread, locked for the life of the process.
+// locked by a goroutine that returns (as inNetNS leaves one that cannot
+// get out of a namespace). So children are started from one thread,
+// locked for the life of the process.
 var (
 	spawnOnce sync.Once
 	spawns    = make(chan spawnRequest)

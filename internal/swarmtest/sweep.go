@@ -153,8 +153,9 @@ func (l layout) sweep() error {
 			// survivor is an error.
 			var stuck, alive []string
 			for _, p := range pids {
-				desc := fmt.Sprintf("%d (%s, state %c)", p, comm(p), procState(p))
-				if procState(p) == 'D' {
+				st := procState(p)
+				desc := fmt.Sprintf("%d (%s, state %c)", p, comm(p), st)
+				if st == 'D' {
 					stuck = append(stuck, desc)
 				} else {
 					alive = append(alive, desc)
@@ -169,9 +170,7 @@ func (l layout) sweep() error {
 			break
 		}
 		for _, p := range pids {
-			if p != os.Getpid() {
-				_ = unix.Kill(p, unix.SIGKILL)
-			}
+			_ = unix.Kill(p, unix.SIGKILL)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -312,7 +311,9 @@ func (l layout) processesOf(match func(string) bool) []int {
 	}
 	var out []int
 	for p := range seen {
-		if !zombie(p) {
+		// This process is never one to kill: it is a member only when a
+		// thread of it could not leave a node's namespace (see inNetNS).
+		if p != os.Getpid() && !zombie(p) {
 			out = append(out, p)
 		}
 	}
