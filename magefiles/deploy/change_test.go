@@ -61,6 +61,29 @@ func TestFirstLineSaysDryRun(t *testing.T) {
 	}
 }
 
+// An -image in another repository is refused, and a protected
+// environment's tag check still names the tag it was given.
+func TestPreflightJudgesTheTagOfAForeignImage(t *testing.T) {
+	s, api, out := testSession(t, 0)
+	s.Env.Protected = true
+	err := s.Deploy(t.Context(), DeployOptions{Image: "other.example/app:latest"})
+	if exitCode(err) != ExitRefused {
+		t.Fatalf("exit %d: %v", exitCode(err), err)
+	}
+	for _, w := range []string{
+		": release other.example/app:latest (-image)",
+		`FAIL  release    -image "other.example/app:latest" is not in environment`,
+		`FAIL  image      tag "latest" is not a release tag`,
+	} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output does not say %q:\n%s", w, out.String())
+		}
+	}
+	if len(api.Calls) != 0 {
+		t.Errorf("a refused change made calls: %v", api.Calls)
+	}
+}
+
 // With the endpoint down, the checks that need no engine are still run
 // and reported, each on its line; the refusal is one short line, and the
 // endpoint's is one line naming the environment, endpoint, cause and fix.

@@ -107,14 +107,17 @@ func parseRelease(env *envfile.Environment, o DeployOptions, rel *Release) (stri
 		if err != nil {
 			return "-image", fmt.Errorf("-image %q: %w", o.Image, err)
 		}
-		if named.Name() != env.Image {
-			return "-image", fmt.Errorf("-image %q is not in environment %s's repository %s", o.Image, env.Name, env.Image)
-		}
+		// rel is what was given, even in a wrong repository: the header
+		// names it and a protected environment's checks judge its tag.
+		rel.Repository = named.Name()
 		if t, ok := named.(reference.Tagged); ok {
 			rel.Tag = t.Tag()
 		}
 		if dg, ok := named.(reference.Digested); ok {
 			rel.Digest = dg.Digest().String()
+		}
+		if named.Name() != env.Image {
+			return "-image", fmt.Errorf("-image %q is not in environment %s's repository %s", o.Image, env.Name, env.Image)
 		}
 		return "-image", nil
 	case o.Version != "":
