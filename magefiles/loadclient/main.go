@@ -92,9 +92,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		Timeout: *timeout,
 		Transport: &http.Transport{
 			DisableKeepAlives: true,
-			// A stopped task's address refuses at once; the dialer then
-			// tries the next address the name resolved to.
-			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			// A stopped task's address refuses at once, or (its interface
+			// gone) never answers; either way the dialer tries the next
+			// address the name resolved to. Go gives each address at least
+			// 2 s of the dial's time, so the timeout leaves room for a
+			// second address: with 2 s, one silent address failed the
+			// request (seen once in CI, scaling 1 -> 2 on a loaded machine).
+			DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		},
 	}
 	var c counter
