@@ -44,6 +44,7 @@ func TestEvaluate(t *testing.T) {
 	nodes := map[string]swarm.Node{"m1": node("m1", swarm.NodeStateReady), "w1": node("w1", swarm.NodeStateReady), "w2": node("w2", swarm.NodeStateDown)}
 	on := func(t swarm.Task, n string) swarm.Task { t.NodeID = n; return t }
 	inSlot := func(t swarm.Task, slot int) swarm.Task { t.Slot = slot; return t }
+	stoppedAt := func(t swarm.Task, at time.Time) swarm.Task { t.UpdatedAt = at; return t }
 	three := uint64(3)
 	svc3 := func(state swarm.UpdateState, started *time.Time) swarm.Service {
 		s := svc(state, started, "")
@@ -352,6 +353,31 @@ func TestEvaluate(t *testing.T) {
 			w:    update,
 			o: Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newA"), Nodes: nodes,
 				Tasks: []swarm.Task{inSlot(on(task("newA", shut, swarm.TaskStateFailed, "exit 1"), "m1"), 1), inSlot(on(oldA, "w1"), 1), inSlot(on(task("oldW2", run, run, ""), "w2"), 2)}},
+			failed: "Swarm rolled the update back",
+		},
+		{
+			name: "Swarm rolled back a shut-down task in another slot while it stopped a drained node's task: the node's fault",
+			w:    update,
+			o: Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newA"), Nodes: drainedW1,
+				Tasks: []swarm.Task{inSlot(on(task("newA", shut, shut, ""), "m1"), 1), inSlot(on(oldA, "m1"), 1),
+					inSlot(on(stoppedAt(task("oldW1", shut, shut, ""), t0.Add(2*time.Second)), "w1"), 2), inSlot(on(newB, "m1"), 2)}},
+			failed: "Swarm rolled the update back: update rolled back due to failure or early termination of task newA (task newA: slot 1 on node m1, shutdown)",
+			fault:  "task newA was shut down while Swarm stopped task oldW1, which was stopped because node w1 was set to drain during the update",
+		},
+		{
+			name: "...but not when that node was drained before the change was sent",
+			w:    update,
+			o: Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newA"), Nodes: drainedW1,
+				Tasks: []swarm.Task{inSlot(on(task("newA", shut, shut, ""), "m1"), 1), inSlot(on(oldA, "m1"), 1),
+					inSlot(on(stoppedAt(task("oldW1", shut, shut, ""), t0.Add(-time.Minute)), "w1"), 2), inSlot(on(newB, "m1"), 2)}},
+			failed: "Swarm rolled the update back",
+		},
+		{
+			name: "...nor when the blamed task failed on its own",
+			w:    update,
+			o: Observation{Now: t0.Add(10 * time.Second), Service: rolledBack("newA"), Nodes: drainedW1,
+				Tasks: []swarm.Task{inSlot(on(task("newA", shut, swarm.TaskStateFailed, "exit 1"), "m1"), 1), inSlot(on(oldA, "m1"), 1),
+					inSlot(on(stoppedAt(task("oldW1", shut, shut, ""), t0.Add(2*time.Second)), "w1"), 2), inSlot(on(newB, "m1"), 2)}},
 			failed: "Swarm rolled the update back",
 		},
 		{
